@@ -1,0 +1,139 @@
+// Package streams defines what travels on JetStream: the event envelope,
+// the messages derived from it, subject builders and the stream
+// definitions. It imports only the standard library so every other package
+// can depend on it.
+package streams
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EnvelopeVersion is the current version of Event. Consumers accept every
+// version up to it.
+const EnvelopeVersion = 1
+
+// Event types. A track event is a product event stored in history; identify
+// patches contact properties; delete soft-deletes the contacts it matches.
+const (
+	TypeTrack    = "track"
+	TypeIdentify = "identify"
+	TypeAlias    = "alias"
+	TypeDelete   = "delete"
+)
+
+// Event is the envelope every ingestion path publishes to EVENTS. The field
+// names follow the reference HTTP contract (spec 10 §1.1) so the body of
+// POST /v1/events maps onto it one to one.
+type Event struct {
+	V    int    `json:"v"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Name is the event name (track) or empty.
+	Name              string          `json:"name,omitempty"`
+	UserID            string          `json:"userId,omitempty"`
+	AnonymousID       string          `json:"anonymousId,omitempty"`
+	Email             string          `json:"email,omitempty"`
+	EventProperties   json.RawMessage `json:"eventProperties,omitempty"`
+	ContactProperties json.RawMessage `json:"contactProperties,omitempty"`
+	Lists             map[string]bool `json:"lists,omitempty"`
+	IdempotencyKey    string          `json:"idempotencyKey,omitempty"`
+	// Timestamp is the client's occurrence time; nil means ReceivedAt.
+	Timestamp  *time.Time `json:"timestamp,omitempty"`
+	ReceivedAt time.Time  `json:"receivedAt"`
+	// Source names the ingestion path: api, batch, segment, nats, admin,
+	// system, bucket, journey, webhook:<id>.
+	Source string `json:"source"`
+	// ContactID, when set, addresses one contact by id (admin writes).
+	ContactID string `json:"contactId,omitempty"`
+}
+
+// MsgID is the JetStream dedupe id of the event: its idempotency key when
+// given, else its id.
+func (e *Event) MsgID() string {
+	if e.IdempotencyKey != "" {
+		return "idem:" + e.IdempotencyKey
+	}
+	return e.ID
+}
+
+// OccurredAt is the time the event happened.
+func (e *Event) OccurredAt() time.Time {
+	if e.Timestamp != nil {
+		return *e.Timestamp
+	}
+	return e.ReceivedAt
+}
+
+// PartitionKey is the routing key of the event: userId, else anonymousId,
+// else the lower-cased email, else the contact id.
+func (e *Event) PartitionKey() string {
+	switch {
+	case e.UserID != "":
+		return "u:" + e.UserID
+	case e.AnonymousID != "":
+		return "a:" + e.AnonymousID
+	case e.Email != "":
+		return "e:" + lowerASCII(e.Email)
+	default:
+		return "c:" + e.ContactID
+	}
+}
+
+// Contact is the snapshot of a contact carried on ACTIVITY and returned by
+// projection notifications.
+type Contact struct {
+	ID          string          `json:"id"`
+	ExternalID  *string         `json:"externalId"`
+	Email       *string         `json:"email"`
+	AnonymousID *string         `json:"anonymousId,omitempty"`
+	Properties  json.RawMessage `json:"properties"`
+	FirstSeenAt time.Time       `json:"firstSeenAt"`
+	LastSeenAt  time.Time       `json:"lastSeenAt"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
+	DeletedAt   *time.Time      `json:"deletedAt,omitempty"`
+}
+
+// Activity is an EVENTS message after the contacts projection applied it.
+type Activity struct {
+	V     int   `json:"v"`
+	Event Event `json:"event"`
+	// Seq is the EVENTS stream sequence of the event.
+	Seq       uint64 `json:"seq"`
+	ContactID string `json:"contactId"`
+	// Key is the contact's resolved key (external id, else anonymous id,
+	// else contact id), the user_id of its history rows.
+	Key     string  `json:"key"`
+	Contact Contact `json:"contact"`
+	// Stored is false when the event was a duplicate by idempotency key.
+	Stored  bool `json:"stored"`
+	Created bool `json:"created"`
+	Linked  bool `json:"linked"`
+	Merged  bool `json:"merged"`
+}
+
+// Applied is the core-NATS notification the contacts projection sends after
+// it committed an event, so a write route can answer with what it caused
+// (read-your-writes) without polling.
+type Applied struct {
+	EventID   string `json:"eventId"`
+	ContactID string `json:"contactId,omitempty"`
+	Key       string `json:"key,omitempty"`
+	Stored    bool   `json:"stored"`
+	Created   bool   `json:"created"`
+	Linked    bool   `json:"linked"`
+	Merged    bool   `json:"merged"`
+	// Deleted counts contacts a delete event soft-deleted.
+	Deleted int    `json:"deleted"`
+	Error   string `json:"error,omitempty"`
+}
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return lowerSlow(s)
+		}
+	}
+	return s
+}
