@@ -46,6 +46,9 @@ type Event struct {
 	Source string `json:"source"`
 	// ContactID, when set, addresses one contact by id (admin writes).
 	ContactID string `json:"contactId,omitempty"`
+	// Notify asks the contacts projection to announce the outcome on
+	// AppliedSubject(ID); write routes set it to answer read-your-writes.
+	Notify bool `json:"notify,omitempty"`
 }
 
 // MsgID is the JetStream dedupe id of the event: its idempotency key when
@@ -111,6 +114,17 @@ type Activity struct {
 	Created bool `json:"created"`
 	Linked  bool `json:"linked"`
 	Merged  bool `json:"merged"`
+	// Folds lists history keys this event moved onto the contact's key
+	// (links and merges); projections owning keyed history re-key theirs.
+	Folds []Fold `json:"folds,omitempty"`
+	// MergedIDs are the contacts this event merged into ContactID.
+	MergedIDs []string `json:"mergedIds,omitempty"`
+}
+
+// Fold moves history from one contact key to another.
+type Fold struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // Applied is the core-NATS notification the contacts projection sends after
@@ -125,8 +139,10 @@ type Applied struct {
 	Linked    bool   `json:"linked"`
 	Merged    bool   `json:"merged"`
 	// Deleted counts contacts a delete event soft-deleted.
-	Deleted int    `json:"deleted"`
-	Error   string `json:"error,omitempty"`
+	Deleted int `json:"deleted"`
+	// Error is a code (not_found, conflict, invalid_request) when the
+	// event could not be applied as asked; nothing was changed then.
+	Error string `json:"error,omitempty"`
 }
 
 func lowerASCII(s string) string {

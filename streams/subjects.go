@@ -82,3 +82,13 @@ var DefaultRetention = Retention{
 	Duplicates:     2 * time.Minute,
 	Replicas:       1,
 }
+
+// PartitionOf is the partition the EVENTS and ACTIVITY subject transform
+// ({{partition(16,1)}}) assigns to a key token: the server hashes the token
+// with 32-bit FNV-1a modulo Partitions. streams/bus tests check it against a
+// real server, so publishers can tell which partition a key lands on.
+func PartitionOf(token string) int {
+	h := fnv.New32a()
+	h.Write([]byte(token))
+	return int(h.Sum32() % Partitions)
+}

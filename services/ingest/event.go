@@ -1,0 +1,177 @@
+// Package ingest accepts product events over HTTP (the reference
+// POST /v1/events contract, a batch form and Segment-compatible routes) and
+// over NATS, validates them, and publishes each to the EVENTS stream. It
+// answers once JetStream has stored the event; everything else happens in
+// the consumers.
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/seed-eeb360f6/hogsend/services/errcode"
+	"github.com/seed-eeb360f6/hogsend/streams"
+)
+
+// EventRequest is the body of POST /v1/events (spec 10 §1.1).
+type EventRequest struct {
+	Name              *string         `json:"name"`
+	Email             *string         `json:"email"`
+	UserID            *string         `json:"userId"`
+	EventProperties   json.RawMessage `json:"eventProperties"`
+	ContactProperties json.RawMessage `json:"contactProperties"`
+	Lists             map[string]bool `json:"lists"`
+	IdempotencyKey    *string         `json:"idempotencyKey"`
+	Timestamp         *string         `json:"timestamp"`
+}
+
+// EventResult is the 202 answer for one accepted event.
+type EventResult struct {
+	ID     string `json:"id"`
+	Stored bool   `json:"stored"`
+}
+
+// maxNameLength bounds event names; the reference has no limit but a
+// subject-sized name keeps history indexes sane.
+const maxNameLength = 255
+
+// reservedPrefixes are event names only the engine emits; accepting them
+// from outside would let callers forge segment and journey transitions.
+var reservedPrefixes = []string{"bucket:", "journey:"}
+
+// emailPattern follows the reference's validator: a local part of letters,
+// digits and _'+-. not starting with a dot, and a domain with a TLD of two
+// or more letters. The "no leading dot" and "no double dot" rules are
+// checked in code because RE2 has no look-ahead.
+var emailPattern = regexp.MustCompile(`(?i)^[a-z0-9_'+\-.]*[a-z0-9_+\-]@([a-z0-9][a-z0-9\-]*\.)+[a-z]{2,}$`)
+
+// ValidEmail reports whether s is an email address the API accepts.
+func ValidEmail(s string) bool {
+	return len(s) <= 254 && !strings.HasPrefix(s, ".") && !strings.Contains(s, "..") && emailPattern.MatchString(s)
+}
+
+// timestampPattern is ISO-8601 UTC with a trailing Z, seconds optional and
+// any number of fraction digits; offsets and date-only values are rejected.
+var timestampPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$`)
+
+// ParseUTCTimestamp parses the timestamp form the API accepts.
+func ParseUTCTimestamp(s string) (time.Time, error) {
+	if !timestampPattern.MatchString(s) {
+		return time.Time{}, fmt.Errorf("must be an ISO-8601 UTC date-time ending in Z")
+	}
+	layout := "2006-01-02T15:04Z"
+	if len(s) > len("2006-01-02T15:04Z") {
+		layout = "2006-01-02T15:04:05Z"
+		if strings.Contains(s, ".") {
+			layout = "2006-01-02T15:04:05." + strings.Repeat("9", len(s)-len("2006-01-02T15:04:05.Z")) + "Z"
+		}
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("must be a valid date-time")
+	}
+	return t.UTC(), nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && t[0] == '{'
+}
+
+// objectField validates an optional object field: absent is fine, null or
+// any other type is a 400 naming the field.
+func objectField(name string, raw json.RawMessage) (json.RawMessage, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	if !isObject(raw) {
+		return nil, errcode.InvalidField(name, name+": must be an object")
+	}
+	return compact(raw), nil
+}
+
+func compact(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+// ToEvent validates the request and builds the envelope. headerKey is the
+// Idempotency-Key header: when present it wins over the body key, even
+// when empty.
+func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) (*streams.Event, error) {
+	if r.Name == nil {
+		return nil, errcode.InvalidField("name", "name: required")
+	}
+	name := *r.Name
+	if name == "" {
+		return nil, errcode.InvalidField("name", "name: must not be empty")
+	}
+	if len(name) > maxNameLength {
+		return nil, errcode.InvalidField("name", fmt.Sprintf("name: must be at most %d characters", maxNameLength))
+	}
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	e := &streams.Event{V: streams.EnvelopeVersion, Type: streams.TypeTrack, Name: name, ReceivedAt: now.UTC(), Source: source}
+	if r.Email != nil {
+		if !ValidEmail(*r.Email) {
+			return nil, errcode.InvalidField("email", "email: must be a valid email address")
+		}
+		e.Email = *r.Email
+	}
+	if r.UserID != nil {
+		if *r.UserID == "" {
+			return nil, errcode.InvalidField("userId", "userId: must not be empty")
+		}
+		e.UserID = strings.TrimSpace(*r.UserID)
+	}
+	if e.UserID == "" && e.Email == "" {
+		// A whitespace-only userId lands here too (the reference answers 500).
+		return nil, errcode.Invalid("email or userId is required")
+	}
+	var err error
+	if e.EventProperties, err = objectField("eventProperties", r.EventProperties); err != nil {
+		return nil, err
+	}
+	if e.ContactProperties, err = objectField("contactProperties", r.ContactProperties); err != nil {
+		return nil, err
+	}
+	e.Lists = r.Lists
+	switch {
+	case headerKey != nil:
+		e.IdempotencyKey = *headerKey
+	case r.IdempotencyKey != nil:
+		e.IdempotencyKey = *r.IdempotencyKey
+	}
+	if r.Timestamp != nil {
+		t, err := ParseUTCTimestamp(*r.Timestamp)
+		if err != nil {
+			return nil, errcode.InvalidField("timestamp", "timestamp: "+err.Error())
+		}
+		e.Timestamp = &t
+	}
+	e.ID = NewID()
+	return e, nil
+}
+
+// CheckName refuses the event names only the engine may emit.
+func CheckName(name string) error {
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return errcode.InvalidField("name", fmt.Sprintf("name: events starting with %q are emitted by the engine and cannot be ingested", p))
+		}
+	}
+	return nil
+}
+
+// NewID returns a new event id (UUIDv7, so ids sort by time).
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }

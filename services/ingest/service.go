@@ -1,0 +1,323 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-eeb360f6/hogsend/services/errcode"
+	"github.com/seed-eeb360f6/hogsend/services/httpapi"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// Limits of the batch routes.
+const (
+	MaxBatchEvents = 500
+	maxBodyBytes   = 1 << 20
+	// maxBatchBodyBytes allows 500 events of about 2 KiB each.
+	maxBatchBodyBytes = 1 << 20
+)
+
+// Publisher stores events in EVENTS.
+type Publisher interface {
+	PublishEvent(ctx context.Context, e *streams.Event) (bus.Published, error)
+	PublishEvents(ctx context.Context, events []*streams.Event) ([]bus.PublishResult, error)
+}
+
+// Service is the ingestion front door.
+type Service struct {
+	pub     Publisher
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// Options configure the service.
+type Options struct {
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+type metrics struct {
+	events *prometheus.CounterVec
+}
+
+// New returns the ingestion service.
+func New(pub Publisher, opts Options) (*Service, error) {
+	s := &Service{pub: pub, now: opts.Now, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	m := &metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hogsend_ingest_events_total",
+		Help: "Events received by ingestion, by path and outcome (stored, duplicate, rejected, failed).",
+	}, []string{"path", "outcome"})}
+	if opts.Registry != nil {
+		if err := opts.Registry.Register(m.events); err != nil {
+			return nil, fmt.Errorf("register ingest metrics: %w", err)
+		}
+	}
+	s.metrics = m
+	return s, nil
+}
+
+func (s *Service) count(path, outcome string, n int) {
+	s.metrics.events.WithLabelValues(path, outcome).Add(float64(n))
+}
+
+// Routes registers the ingestion routes; all need a key with the ingest
+// scope (the Segment routes also take the key as HTTP Basic user name).
+func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
+	ingest := httpapi.RequireScope(auth, "ingest")
+	segment := func(h http.Handler) http.Handler { return segmentBasicAuth(ingest(h)) }
+	eventSchema := httpapi.ObjectSchema(map[string]httpapi.Schema{
+		"name":              httpapi.StringSchema(),
+		"email":             {"type": "string", "format": "email"},
+		"userId":            httpapi.StringSchema(),
+		"eventProperties":   httpapi.AnyObjectSchema(),
+		"contactProperties": httpapi.AnyObjectSchema(),
+		"lists":             {"type": "object", "additionalProperties": httpapi.BooleanSchema()},
+		"idempotencyKey":    httpapi.StringSchema(),
+		"timestamp":         httpapi.DateTimeSchema(),
+	}, "name")
+	accepted := httpapi.ObjectSchema(map[string]httpapi.Schema{"id": httpapi.UUIDSchema(), "stored": httpapi.BooleanSchema()}, "id", "stored")
+	r.Handle(http.MethodPost, "/v1/events", ingest(http.HandlerFunc(s.postEvent)), httpapi.Doc{
+		Summary: "Ingest one event", Tags: []string{"events"}, Scope: "ingest", Request: eventSchema,
+		Description: "Answers once the event is stored in the EVENTS stream; stored is false when the idempotency key (or Idempotency-Key header) was already seen within the dedupe window. Contacts, history, segments and journeys are updated asynchronously, in order per contact.",
+		Responses:   map[int]httpapi.Response{202: {Description: "Accepted", Schema: accepted}},
+	})
+	r.Handle(http.MethodPost, "/v1/events/batch", ingest(http.HandlerFunc(s.postBatch)), httpapi.Doc{
+		Summary: "Ingest up to 500 events", Tags: []string{"events"}, Scope: "ingest",
+		Request:   httpapi.ObjectSchema(map[string]httpapi.Schema{"events": httpapi.ArraySchema(eventSchema)}, "events"),
+		Responses: map[int]httpapi.Response{202: {Description: "Per-event results; a bad item does not reject the others"}},
+	})
+	r.Handle(http.MethodPost, "/v1/track", segment(http.HandlerFunc(s.segmentTrack)), httpapi.Doc{
+		Summary: "Segment-compatible track", Tags: []string{"segment"}, Scope: "ingest",
+		Responses: map[int]httpapi.Response{200: {Description: "Accepted"}},
+	})
+	r.Handle(http.MethodPost, "/v1/identify", segment(http.HandlerFunc(s.segmentIdentify)), httpapi.Doc{
+		Summary: "Segment-compatible identify", Tags: []string{"segment"}, Scope: "ingest",
+		Responses: map[int]httpapi.Response{200: {Description: "Accepted"}},
+	})
+	r.Handle(http.MethodPost, "/v1/batch", segment(http.HandlerFunc(s.segmentBatch)), httpapi.Doc{
+		Summary: "Segment-compatible batch", Tags: []string{"segment"}, Scope: "ingest",
+		Responses: map[int]httpapi.Response{200: {Description: "Accepted"}},
+	})
+}
+
+func headerKey(r *http.Request) *string {
+	if v, ok := r.Header["Idempotency-Key"]; ok {
+		k := ""
+		if len(v) > 0 {
+			k = v[0]
+		}
+		return &k
+	}
+	return nil
+}
+
+func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) {
+	var req EventRequest
+	if err := httpapi.DecodeJSON(w, r, &req, maxBodyBytes); err != nil {
+		s.count("events", "rejected", 1)
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	res, err := s.Ingest(r.Context(), &req, headerKey(r), "api")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, res)
+}
+
+// Ingest validates one request and publishes it.
+func (s *Service) Ingest(ctx context.Context, req *EventRequest, headerKey *string, source string) (EventResult, error) {
+	e, err := req.ToEvent(headerKey, s.now(), source)
+	if err != nil {
+		s.count(source, "rejected", 1)
+		return EventResult{}, err
+	}
+	return s.publish(ctx, e, source)
+}
+
+func (s *Service) publish(ctx context.Context, e *streams.Event, path string) (EventResult, error) {
+	p, err := s.pub.PublishEvent(ctx, e)
+	if err != nil {
+		s.count(path, "failed", 1)
+		return EventResult{}, unavailable(err)
+	}
+	outcome := "stored"
+	if p.Duplicate {
+		outcome = "duplicate"
+	}
+	s.count(path, outcome, 1)
+	return EventResult{ID: e.ID, Stored: !p.Duplicate}, nil
+}
+
+func unavailable(err error) error {
+	return errcode.Unavailable("Event store unavailable, retry with the same idempotency key", err)
+}
+
+// BatchRequest is the body of POST /v1/events/batch.
+type BatchRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// BatchItem is the outcome of one event of a batch.
+type BatchItem struct {
+	Index  int    `json:"index"`
+	ID     string `json:"id,omitempty"`
+	Stored bool   `json:"stored"`
+	Error  string `json:"error,omitempty"`
+	Code   string `json:"code,omitempty"`
+}
+
+// BatchResult answers a batch.
+type BatchResult struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Results  []BatchItem `json:"results"`
+}
+
+func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
+	var req BatchRequest
+	if err := httpapi.DecodeJSON(w, r, &req, maxBatchBodyBytes); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if req.Events == nil {
+		httpapi.WriteError(w, r, errcode.InvalidField("events", "events: required"))
+		return
+	}
+	if len(req.Events) > MaxBatchEvents {
+		httpapi.WriteError(w, r, errcode.InvalidField("events", fmt.Sprintf("events: at most %d events per batch", MaxBatchEvents)))
+		return
+	}
+	now := s.now()
+	items := make([]BatchItem, len(req.Events))
+	var events []*streams.Event
+	var at []int
+	for i, raw := range req.Events {
+		items[i].Index = i
+		e, err := decodeItem(raw, now)
+		if err != nil {
+			items[i].Error, items[i].Code = errcode.Message(err), errcode.Code(err)
+			continue
+		}
+		events = append(events, e)
+		at = append(at, i)
+	}
+	s.publishItems(r.Context(), "batch", events, at, items)
+	httpapi.WriteJSON(w, http.StatusAccepted, summarize(items))
+}
+
+func decodeItem(raw json.RawMessage, now time.Time) (*streams.Event, error) {
+	if !isObject(raw) {
+		return nil, errcode.Invalid("event must be an object")
+	}
+	var req EventRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, errcode.InvalidField(te.Field, te.Field+": has the wrong type")
+		}
+		return nil, errcode.Invalid("malformed event")
+	}
+	return req.ToEvent(nil, now, "batch")
+}
+
+func (s *Service) publishItems(ctx context.Context, path string, events []*streams.Event, at []int, items []BatchItem) {
+	if len(events) == 0 {
+		return
+	}
+	results, err := s.pub.PublishEvents(ctx, events)
+	for j, e := range events {
+		it := &items[at[j]]
+		it.ID = e.ID
+		var perr error
+		if err != nil {
+			perr = err
+		} else if results[j].Err != nil {
+			perr = results[j].Err
+		}
+		if perr != nil {
+			s.count(path, "failed", 1)
+			uerr := unavailable(perr)
+			it.ID, it.Error, it.Code = "", errcode.Message(uerr), errcode.Code(uerr)
+			continue
+		}
+		it.Stored = !results[j].Duplicate
+		if it.Stored {
+			s.count(path, "stored", 1)
+		} else {
+			s.count(path, "duplicate", 1)
+		}
+	}
+}
+
+func summarize(items []BatchItem) BatchResult {
+	res := BatchResult{Results: items}
+	for _, it := range items {
+		if it.Error == "" {
+			res.Accepted++
+		} else {
+			res.Rejected++
+		}
+	}
+	return res
+}
+
+// ServeNATS answers events published on streams.IngestSubject: the body is
+// the POST /v1/events body (optionally with the Idempotency-Key header) and
+// a request gets the same JSON the HTTP route answers. It returns when ctx
+// ends.
+func (s *Service) ServeNATS(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.QueueSubscribe(streams.IngestSubject, "hogsend-ingest", func(m *nats.Msg) {
+		reply := s.handleNATS(ctx, m)
+		if m.Reply != "" {
+			if err := m.Respond(reply); err != nil {
+				s.log.Warn("answer nats ingest request", "err", err)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", streams.IngestSubject, err)
+	}
+	<-ctx.Done()
+	return sub.Drain()
+}
+
+func (s *Service) handleNATS(ctx context.Context, m *nats.Msg) []byte {
+	var req EventRequest
+	var key *string
+	if v := m.Header.Values("Idempotency-Key"); len(v) > 0 {
+		key = &v[0]
+	}
+	var res any
+	err := json.Unmarshal(m.Data, &req)
+	if err != nil || !isObject(m.Data) {
+		s.count("nats", "rejected", 1)
+		err = errcode.Invalid("Malformed JSON in request body")
+	} else {
+		res, err = s.Ingest(ctx, &req, key, "nats")
+	}
+	if err != nil {
+		s.log.Debug("nats ingest rejected", "err", err)
+		res = map[string]any{"error": errcode.Message(err), "code": errcode.Code(err), "status": errcode.Status(errcode.Code(err))}
+	}
+	data, _ := json.Marshal(res)
+	return data
+}

@@ -1,0 +1,82 @@
+-- Owned by projections/contacts: contacts, contact_aliases, user_events.
+
+-- name: ContactLockKeys :exec
+-- Advisory locks on every key of a batch, taken in one sorted pass so two
+-- batches sharing keys never deadlock.
+SELECT pg_advisory_xact_lock(s.h) FROM (
+  SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(@keys::text[]) AS k ORDER BY 1
+) s;
+
+-- name: ContactGetLive :one
+SELECT * FROM contacts WHERE id = @id AND deleted_at IS NULL;
+
+-- name: UserEventsInsertMany :many
+-- Returns the ids actually inserted: a missing id was a duplicate (same id
+-- or same idempotency key).
+INSERT INTO user_events (id, user_id, event, properties, idempotency_key, occurred_at, stream_seq)
+SELECT unnest(@ids::uuid[]), unnest(@user_ids::text[]), unnest(@events::text[]), unnest(@properties::jsonb[]),
+       nullif(unnest(@idempotency_keys::text[]), ''), unnest(@occurred_ats::timestamptz[]), unnest(@seqs::bigint[])
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: UserEventsRekey :execrows
+UPDATE user_events SET user_id = @to_key WHERE user_id = @from_key;
+
+-- name: ContactsReset :exec
+-- Replay from the start: the projection's tables are rebuilt from EVENTS.
+TRUNCATE contact_aliases, user_events, contacts;
+
+-- name: ContactsLockLiveByKeys :many
+-- Loads (and row-locks, in id order) the live owners of a batch's keys, so
+-- a batch on another partition reaching the same contact through another
+-- key waits instead of overwriting.
+SELECT * FROM contacts
+WHERE deleted_at IS NULL
+  AND (external_id = ANY(@external_ids::text[])
+    OR lower(email) = ANY(@emails::text[])
+    OR anonymous_id = ANY(@anonymous_ids::text[])
+    OR id = ANY(@ids::uuid[]))
+ORDER BY id
+FOR UPDATE;
+
+-- name: ContactsUpdateMany :execrows
+UPDATE contacts c SET
+  external_id = u.external_id, email = u.email, anonymous_id = u.anonymous_id,
+  properties = u.properties, first_seen_at = u.first_seen_at, last_seen_at = u.last_seen_at,
+  updated_at = u.updated_at, deleted_at = u.deleted_at
+FROM (
+  SELECT unnest(@ids::uuid[]) AS id,
+         nullif(unnest(@external_ids::text[]), '') AS external_id,
+         nullif(unnest(@emails::text[]), '') AS email,
+         nullif(unnest(@anonymous_ids::text[]), '') AS anonymous_id,
+         unnest(@properties::jsonb[]) AS properties,
+         unnest(@first_seen_ats::timestamptz[]) AS first_seen_at,
+         unnest(@last_seen_ats::timestamptz[]) AS last_seen_at,
+         unnest(@updated_ats::timestamptz[]) AS updated_at,
+         nullif(unnest(@deleted_ats::timestamptz[]), '0001-01-01T00:00:00Z') AS deleted_at -- zero time = live
+) u
+WHERE c.id = u.id AND c.deleted_at IS NULL;
+
+-- name: ContactsInsertFull :exec
+INSERT INTO contacts (id, external_id, email, anonymous_id, properties, first_seen_at, last_seen_at, created_at, updated_at, deleted_at)
+SELECT unnest(@ids::uuid[]), nullif(unnest(@external_ids::text[]), ''), nullif(unnest(@emails::text[]), ''),
+       nullif(unnest(@anonymous_ids::text[]), ''), unnest(@properties::jsonb[]),
+       unnest(@first_seen_ats::timestamptz[]), unnest(@last_seen_ats::timestamptz[]),
+       unnest(@created_ats::timestamptz[]), unnest(@updated_ats::timestamptz[]), nullif(unnest(@deleted_ats::timestamptz[]), '0001-01-01T00:00:00Z');
+
+-- name: ContactAliasesFindByKeys :many
+SELECT alias_kind, alias_value, contact_id FROM contact_aliases
+WHERE (alias_kind, alias_value) IN (SELECT unnest(@kinds::text[]), unnest(@alias_values::text[]));
+
+-- name: ContactAliasesPromoteMany :exec
+INSERT INTO contact_aliases (id, contact_id, alias_kind, alias_value, reason, from_contact_id, created_at, updated_at)
+SELECT unnest(@ids::uuid[]), unnest(@contact_ids::uuid[]), unnest(@kinds::text[]), unnest(@alias_values::text[]),
+       'promote', NULL, unnest(@ats::timestamptz[]), unnest(@ats::timestamptz[])
+ON CONFLICT (alias_kind, alias_value) DO NOTHING;
+
+-- name: ContactAliasesMergeMany :exec
+INSERT INTO contact_aliases (id, contact_id, alias_kind, alias_value, reason, from_contact_id, created_at, updated_at)
+SELECT unnest(@ids::uuid[]), unnest(@contact_ids::uuid[]), unnest(@kinds::text[]), unnest(@alias_values::text[]),
+       'merge', unnest(@from_contact_ids::uuid[]), unnest(@ats::timestamptz[]), unnest(@ats::timestamptz[])
+ON CONFLICT (alias_kind, alias_value) DO UPDATE
+SET contact_id = EXCLUDED.contact_id, reason = 'merge', from_contact_id = EXCLUDED.from_contact_id, updated_at = EXCLUDED.updated_at;
