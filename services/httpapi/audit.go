@@ -136,12 +136,16 @@ func (q *AuditQueue) Record(_ context.Context, e AuditEntry) error {
 	}
 }
 
-// auditDrainTimeout bounds how long Run keeps writing queued entries after
-// its context is cancelled.
-const auditDrainTimeout = 5 * time.Second
+// Bounds on the worker: one write may take auditWriteTimeout; after Run's
+// context ends, queued entries are written for at most auditDrainTimeout.
+const (
+	auditWriteTimeout = 10 * time.Second
+	auditDrainTimeout = 5 * time.Second
+)
 
 // Run writes queued entries until ctx is cancelled, then drains what is
-// left (for at most a few seconds) and returns nil.
+// left (for at most a few seconds) and returns nil. A write in progress
+// when ctx ends is allowed to finish.
 func (q *AuditQueue) Run(ctx context.Context) error {
 	for {
 		select {
@@ -167,6 +171,8 @@ func (q *AuditQueue) Run(ctx context.Context) error {
 }
 
 func (q *AuditQueue) write(ctx context.Context, e AuditEntry) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
 	if err := q.sink.Record(ctx, e); err != nil {
 		q.logger.WarnContext(ctx, "record audit entry", "error", err, "action", e.Action)
 	}

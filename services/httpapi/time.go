@@ -12,8 +12,8 @@ import (
 const TimeLayout = "2006-01-02T15:04:05.000Z"
 
 // Time is a time.Time that encodes as TimeLayout in UTC and decodes only
-// ISO-8601 date-times in UTC with a trailing Z (any fractional precision);
-// offsets and zone-less forms are refused. Use *Time for nullable fields.
+// what ParseTime accepts (bad input names the field in DecodeJSON errors).
+// Use *Time for nullable fields.
 type Time struct{ time.Time }
 
 // NewTime wraps t.
@@ -47,12 +47,17 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-var utcTimeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`)
+var utcTimeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$`)
 
-// ParseTime parses an ISO-8601 date-time in UTC with a trailing Z.
+// ParseTime parses an ISO-8601 date-time in UTC with a trailing Z
+// (seconds optional, any number of fraction digits), the form Zod's
+// datetime() accepts; offsets and zone-less or date-only forms fail.
 func ParseTime(s string) (time.Time, bool) {
 	if !utcTimeRE.MatchString(s) {
 		return time.Time{}, false
+	}
+	if len(s) == len("2006-01-02T15:04Z") {
+		s = s[:len(s)-1] + ":00Z"
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

@@ -9,13 +9,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/seed-eeb360f6/hogsend/services/errcode"
+	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/streams"
 )
 
@@ -44,40 +44,6 @@ const maxNameLength = 255
 // reservedPrefixes are event names only the engine emits; accepting them
 // from outside would let callers forge segment and journey transitions.
 var reservedPrefixes = []string{"bucket:", "journey:"}
-
-// emailPattern follows the reference's validator: a local part of letters,
-// digits and _'+-. not starting with a dot, and a domain with a TLD of two
-// or more letters. The "no leading dot" and "no double dot" rules are
-// checked in code because RE2 has no look-ahead.
-var emailPattern = regexp.MustCompile(`(?i)^[a-z0-9_'+\-.]*[a-z0-9_+\-]@([a-z0-9][a-z0-9\-]*\.)+[a-z]{2,}$`)
-
-// ValidEmail reports whether s is an email address the API accepts.
-func ValidEmail(s string) bool {
-	return len(s) <= 254 && !strings.HasPrefix(s, ".") && !strings.Contains(s, "..") && emailPattern.MatchString(s)
-}
-
-// timestampPattern is ISO-8601 UTC with a trailing Z, seconds optional and
-// any number of fraction digits; offsets and date-only values are rejected.
-var timestampPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$`)
-
-// ParseUTCTimestamp parses the timestamp form the API accepts.
-func ParseUTCTimestamp(s string) (time.Time, error) {
-	if !timestampPattern.MatchString(s) {
-		return time.Time{}, fmt.Errorf("must be an ISO-8601 UTC date-time ending in Z")
-	}
-	layout := "2006-01-02T15:04Z"
-	if len(s) > len("2006-01-02T15:04Z") {
-		layout = "2006-01-02T15:04:05Z"
-		if strings.Contains(s, ".") {
-			layout = "2006-01-02T15:04:05." + strings.Repeat("9", len(s)-len("2006-01-02T15:04:05.Z")) + "Z"
-		}
-	}
-	t, err := time.Parse(layout, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("must be a valid date-time")
-	}
-	return t.UTC(), nil
-}
 
 func isObject(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
@@ -123,7 +89,7 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 	}
 	e := &streams.Event{V: streams.EnvelopeVersion, Type: streams.TypeTrack, Name: name, ReceivedAt: now.UTC(), Source: source}
 	if r.Email != nil {
-		if !ValidEmail(*r.Email) {
+		if !httpapi.ValidEmail(*r.Email) {
 			return nil, errcode.InvalidField("email", "email: must be a valid email address")
 		}
 		e.Email = *r.Email
@@ -153,7 +119,7 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 		e.IdempotencyKey = *r.IdempotencyKey
 	}
 	if r.Timestamp != nil {
-		t, err := ParseUTCTimestamp(*r.Timestamp)
+		t, err := httpapi.ParseUTCTimestamp(*r.Timestamp)
 		if err != nil {
 			return nil, errcode.InvalidField("timestamp", "timestamp: "+err.Error())
 		}

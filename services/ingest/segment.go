@@ -86,7 +86,7 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 			Email *string `json:"email"`
 		}
 		if json.Unmarshal(traits, &email) == nil && email.Email != nil && *email.Email != "" {
-			if !ValidEmail(*email.Email) {
+			if !httpapi.ValidEmail(*email.Email) {
 				return nil, errcode.InvalidField("traits.email", "traits.email: must be a valid email address")
 			}
 			e.Email = *email.Email
@@ -118,8 +118,10 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 	return e, nil
 }
 
-func (s *Service) segmentTrack(w http.ResponseWriter, r *http.Request)    { s.segmentOne(w, r, "track") }
-func (s *Service) segmentIdentify(w http.ResponseWriter, r *http.Request) { s.segmentOne(w, r, "identify") }
+func (s *Service) segmentTrack(w http.ResponseWriter, r *http.Request) { s.segmentOne(w, r, "track") }
+func (s *Service) segmentIdentify(w http.ResponseWriter, r *http.Request) {
+	s.segmentOne(w, r, "identify")
+}
 
 func (s *Service) segmentOne(w http.ResponseWriter, r *http.Request, kind string) {
 	var m SegmentMessage
