@@ -140,6 +140,9 @@ func (r *Runner) apply(ctx context.Context, partition int, msgs []bus.Msg) (Outp
 }
 
 func (r *Runner) flushOutbox(ctx context.Context, partition int) error {
+	if r.pub == nil {
+		return nil // a replay runner publishes nothing
+	}
 	q := dbsqlc.New(r.pool)
 	rows, err := q.OutboxList(ctx, dbsqlc.OutboxListParams{Consumer: r.name, Partition: int32(partition)})
 	if err != nil {

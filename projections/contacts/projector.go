@@ -36,6 +36,7 @@ type Notifier interface {
 
 // Projector implements projections.Projector for contacts.
 type Projector struct {
+	replay bool
 	notify Notifier
 	log    *slog.Logger
 	// DeadLetter records an undecodable message; the batch goes on
@@ -48,6 +49,10 @@ type Options struct {
 	Notifier   Notifier
 	Logger     *slog.Logger
 	DeadLetter func(ctx context.Context, m bus.Msg, err error)
+	// Replay rebuilds the tables only: nothing is published to ACTIVITY
+	// (those messages exist already, and acting on history again would
+	// re-run its effects) and no notifications are sent.
+	Replay bool
 }
 
 // New returns the contacts projector.
@@ -56,7 +61,7 @@ func New(opts Options) *Projector {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Projector{notify: opts.Notifier, log: log, deadLetter: opts.DeadLetter}
+	return &Projector{replay: opts.Replay, notify: opts.Notifier, log: log, deadLetter: opts.DeadLetter}
 }
 
 // Key kinds, as stored in contact_aliases.alias_kind.
@@ -192,6 +197,9 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, partition int, msgs []
 	stored, err := b.write(ctx, q)
 	if err != nil {
 		return projections.Output{}, err
+	}
+	if p.replay {
+		return projections.Output{}, nil
 	}
 	return p.output(items, stored), nil
 }

@@ -75,12 +75,14 @@ func NewRouter() *Router { return &Router{} }
 
 // Handle registers handler for method and path (httprouter syntax, ":name"
 // parameters and a trailing "*name" catch-all). Registering the same method
-// and path twice panics, as does a malformed path.
+// and path twice (also with other parameter names) panics, as does a
+// malformed path. Register every route before serving: Router is not safe
+// for registration concurrent with requests.
 func (rt *Router) Handle(method, path string, handler http.Handler, doc Doc) {
 	method = strings.ToUpper(method)
 	for _, r := range rt.routes {
-		if r.Method == method && r.Path == path {
-			panic(fmt.Sprintf("httpapi: route %s %s registered twice", method, path))
+		if r.Method == method && shape(r.Path) == shape(path) {
+			panic(fmt.Sprintf("httpapi: route %s %s registered twice (as %s)", method, path, r.Path))
 		}
 	}
 	r := &route{Route: Route{Method: method, Path: path, Doc: doc}, handler: handler, rank: rankOf(path)}
@@ -226,6 +228,20 @@ func underPrefix(path, prefix string) bool {
 		return true
 	}
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// shape is path with parameter names dropped: /a/:id and /a/:x match the
+// same requests.
+func shape(path string) string {
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, ":") {
+			segs[i] = ":"
+		} else if strings.HasPrefix(seg, "*") {
+			segs[i] = "*"
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 func rankOf(path string) []int {

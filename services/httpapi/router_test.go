@@ -113,6 +113,7 @@ func TestRouterRejectsDuplicatesAndBadPaths(t *testing.T) {
 	rt := httpapi.NewRouter()
 	rt.Handle("GET", "/a/:id", echo("a"), httpapi.Doc{})
 	mustPanic("duplicate", func() { rt.Handle("GET", "/a/:id", echo("a"), httpapi.Doc{}) })
+	mustPanic("same shape", func() { rt.Handle("GET", "/a/:other", echo("a"), httpapi.Doc{}) })
 	mustPanic("no leading slash", func() { rt.Handle("GET", "a", echo("a"), httpapi.Doc{}) })
 	if n := len(rt.Routes()); n != 1 {
 		t.Errorf("routes = %d, want 1", n)

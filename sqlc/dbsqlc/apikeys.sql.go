@@ -143,12 +143,12 @@ func (q *Queries) ApiKeyList(ctx context.Context, arg ApiKeyListParams) ([]ApiKe
 }
 
 const apiKeyRevoke = `-- name: ApiKeyRevoke :execrows
-UPDATE api_keys SET revoked_at = $1, updated_at = $1
+UPDATE api_keys SET revoked_at = $1::timestamptz, updated_at = $1::timestamptz
 WHERE id = $2 AND revoked_at IS NULL
 `
 
 type ApiKeyRevokeParams struct {
-	Now *time.Time
+	Now time.Time
 	ID  uuid.UUID
 }
 
@@ -161,14 +161,14 @@ func (q *Queries) ApiKeyRevoke(ctx context.Context, arg ApiKeyRevokeParams) (int
 }
 
 const apiKeyTouch = `-- name: ApiKeyTouch :execrows
-UPDATE api_keys SET last_used_at = $1
-WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)
+UPDATE api_keys SET last_used_at = $1::timestamptz
+WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3::timestamptz)
 `
 
 type ApiKeyTouchParams struct {
-	Now         *time.Time
+	Now         time.Time
 	ID          uuid.UUID
-	StaleBefore *time.Time
+	StaleBefore time.Time
 }
 
 // ApiKeyTouch records a use, at most once per debounce interval: rows used

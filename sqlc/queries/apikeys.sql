@@ -19,11 +19,11 @@ SELECT count(*) FROM api_keys
 WHERE @include_revoked::boolean OR revoked_at IS NULL;
 
 -- name: ApiKeyRevoke :execrows
-UPDATE api_keys SET revoked_at = @now, updated_at = @now
+UPDATE api_keys SET revoked_at = @now::timestamptz, updated_at = @now::timestamptz
 WHERE id = @id AND revoked_at IS NULL;
 
 -- ApiKeyTouch records a use, at most once per debounce interval: rows used
 -- after @stale_before are left alone.
 -- name: ApiKeyTouch :execrows
-UPDATE api_keys SET last_used_at = @now
-WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @stale_before);
+UPDATE api_keys SET last_used_at = @now::timestamptz
+WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @stale_before::timestamptz);

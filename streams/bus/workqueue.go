@@ -171,7 +171,10 @@ func (w *worker) loop(ctx context.Context, it jetstream.MessagesContext) error {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrBadRequest) {
 				return fmt.Errorf("consume %s: %w", w.cfg.Name, err)
 			}
+			// Transient (missed heartbeats, a reconnect): the iterator
+			// pulls again by itself.
 			w.log.Warn("next message", "error", err)
+			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
 		w.handle(ctx, jm)

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/seed-eeb360f6/hogsend/projections"
+	"github.com/seed-eeb360f6/hogsend/projections/contacts"
+	"github.com/seed-eeb360f6/hogsend/schema"
+	"github.com/seed-eeb360f6/hogsend/services/apikey"
+	"github.com/seed-eeb360f6/hogsend/services/contactapi"
+	"github.com/seed-eeb360f6/hogsend/services/httpapi"
+	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+	"github.com/seed-eeb360f6/hogsend/streams/embedded"
+)
+
+// Version is the engine version reported by health and the banner.
+const Version = "0.1.0"
+
+// Main is one running Hogsend process: storage, the bus, the consumers and
+// the HTTP server. Run starts it, Close stops it gracefully; end-to-end
+// tests drive the same type the binary runs.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	// Dev creates the database if missing, applies migrations and prints
+	// the first-start banner; otherwise the schema must be current.
+	Dev    bool
+	Stdout io.Writer
+
+	banner   string
+	started  time.Time
+	natsSrv  *embedded.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	pool     *pgxpool.Pool
+	reg      *prometheus.Registry
+	listener net.Listener
+	http     *http.Server
+	contacts *bus.Partitioned
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	errs   []error
+	closed sync.Once
+}
+
+// Run starts everything and returns once the process serves requests.
+// Background failures are reported by Wait.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Log == nil {
+		m.Log = slog.Default()
+	}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	m.started = time.Now()
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+	if err := m.openDatabase(ctx); err != nil {
+		return err
+	}
+	if err := m.openNATS(ctx); err != nil {
+		return err
+	}
+	m.reg = prometheus.NewRegistry()
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pub, err := bus.NewPublisher(bus.PublisherConfig{JetStream: m.js, Registerer: m.reg})
+	if err != nil {
+		return err
+	}
+	deadLetters := bus.NewDeadLetterStore(m.pool, m.js)
+	keys := apikey.New(m.pool, apikey.Options{AdminKey: m.Config.AdminAPIKey})
+	if m.Dev {
+		if err := m.firstStart(ctx, keys); err != nil {
+			return err
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+
+	if m.Config.runs(ServiceContacts) {
+		if err := m.startContacts(runCtx, pub, deadLetters); err != nil {
+			return err
+		}
+	}
+	router := httpapi.NewRouter()
+	m.healthRoutes(router)
+	if m.Config.runs(ServiceAPI) {
+		ing, err := ingest.New(pub, ingest.Options{Logger: m.Log, Registry: m.reg})
+		if err != nil {
+			return err
+		}
+		m.apiRoutes(router, keys, ing, pub)
+		m.goRun("nats ingest", func() error { return ing.ServeNATS(runCtx, m.nc) })
+	}
+	return m.serveHTTP(router)
+}
+
+func (m *Main) goRun(name string, f func() error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			m.Log.Error("component stopped", "component", name, "err", err)
+			m.errMu.Lock()
+			m.errs = append(m.errs, fmt.Errorf("%s: %w", name, err))
+			m.errMu.Unlock()
+		}
+	}()
+}
+
+func (m *Main) openDatabase(ctx context.Context) error {
+	pool, err := connectPostgres(ctx, m.Config.DatabaseURL, m.Dev, m.Log)
+	if err != nil {
+		return err
+	}
+	m.pool = pool
+	if m.Dev {
+		if err := schema.Migrate(ctx, pool); err != nil {
+			return err
+		}
+		return nil
+	}
+	applied, latest, err := schema.Status(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if applied < latest {
+		return fmt.Errorf("database schema is at version %d, this build needs %d: run `hogsend migrate` first", applied, latest)
+	}
+	return nil
+}
+
+// connectPostgres opens a pool; with create set, a missing database is
+// created first (the dev default works on a fresh server).
+func connectPostgres(ctx context.Context, dsn string, create bool, log *slog.Logger) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if cfg.MaxConns < 20 {
+		// 16 partitions each hold a connection during a batch.
+		cfg.MaxConns = 20
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	err = pool.Ping(ctx)
+	var pgErr *pgconn.PgError
+	if err != nil && create && errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+		pool.Close()
+		if err := createDatabase(ctx, cfg.ConnConfig); err != nil {
+			return nil, err
+		}
+		log.Info("created database", "database", cfg.ConnConfig.Database)
+		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at DATABASE_URL (is it running? `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` starts the local one): %w", err)
+	}
+	return pool, nil
+}
+
+func createDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
+	admin := cc.Copy()
+	name := admin.Database
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to create database %s: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P04" {
+			return nil // created concurrently
+		}
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func (m *Main) openNATS(ctx context.Context) error {
+	var err error
+	if m.Config.NATSURL == "" {
+		m.natsSrv, err = embedded.Start(embedded.Options{
+			DataDir:    filepath.Join(m.Config.DataDir, "nats"),
+			Listen:     m.Config.NATSListen,
+			SyncAlways: m.Config.NATSSync,
+			ServerName: "hogsend",
+		})
+		if err != nil {
+			return err
+		}
+		m.nc, err = m.natsSrv.Connect(nats.Name("hogsend"))
+	} else {
+		m.nc, err = nats.Connect(m.Config.NATSURL, nats.Name("hogsend"), nats.MaxReconnects(-1))
+		if err != nil {
+			err = fmt.Errorf("connect to NATS at NATS_URL %s: %w", m.Config.NATSURL, err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if m.js, err = jetstream.New(m.nc); err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	return bus.Provision(ctx, m.js, m.Config.Retention)
+}
+
+func (m *Main) startContacts(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
+	proj := contacts.New(contacts.Options{Notifier: m.nc, Logger: m.Log, DeadLetter: func(ctx context.Context, msg bus.Msg, err error) {
+		if rerr := dl.Record(ctx, bus.DeadLetter{Source: contacts.Name, Subject: msg.Subject, StreamSeq: msg.Seq, Data: msg.Data, Error: err.Error()}); rerr != nil {
+			m.Log.Error("record dead letter", "consumer", contacts.Name, "seq", msg.Seq, "err", rerr)
+		}
+	}})
+	runner := projections.NewRunner(contacts.Name, m.pool, pub, proj, m.Log)
+	p, err := bus.NewPartitioned(bus.PartitionedConfig{
+		JetStream: m.js, Stream: streams.StreamEvents, Root: streams.EventsRoot, Name: contacts.Name,
+		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		Logger: m.Log, Registerer: m.reg,
+	}, runner)
+	if err != nil {
+		return err
+	}
+	m.contacts = p
+	m.goRun("contacts projection", func() error { return p.Run(ctx) })
+	return nil
+}
+
+func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest.Service, pub *bus.Publisher) {
+	limiter := httpapi.NewRateLimiter(httpapi.RateLimitOptions{Limit: m.Config.RateLimit, Disabled: m.Config.RateLimit == 0})
+	router.Use("/v1/admin", httpapi.Authenticate(keys), httpapi.RateLimit(limiter))
+	ing.Routes(router, keys)
+	contactapi.New(m.pool, m.nc, pub, contactapi.Options{Logger: m.Log, ApplyTimeout: m.Config.ApplyTimeout}).Routes(router, keys)
+	keys.Routes(router, keys)
+	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
+		Summary: "This OpenAPI document", Tags: []string{"meta"},
+	})
+}
+
+func (m *Main) serveHTTP(router *httpapi.Router) error {
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PORT): %w", m.Config.Addr, err)
+	}
+	m.listener = ln
+	m.http = &http.Server{
+		Handler:           httpapi.Stack(router, m.Log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       72 * time.Second,
+	}
+	m.goRun("http", func() error {
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// URL is the base URL the HTTP server listens on.
+func (m *Main) URL() string {
+	if m.listener == nil {
+		return ""
+	}
+	addr := m.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// NATSURL is where other processes reach the embedded NATS server ("" when
+// external or not listening).
+func (m *Main) NATSURL() string {
+	if m.natsSrv == nil {
+		return ""
+	}
+	return m.natsSrv.ClientURL()
+}
+
+// Err returns the background failures so far.
+func (m *Main) Err() error {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return errors.Join(m.errs...)
+}
+
+// Close stops accepting requests, drains the consumers (the batch in hand
+// finishes and is acknowledged), then closes NATS and Postgres.
+func (m *Main) Close() error {
+	m.closed.Do(func() {
+		if m.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = m.http.Shutdown(ctx)
+			cancel()
+		}
+		if m.cancel != nil {
+			m.cancel()
+		}
+		m.wg.Wait()
+		if m.nc != nil {
+			_ = m.nc.Drain()
+			for i := 0; i < 100 && !m.nc.IsClosed(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			m.nc.Close()
+		}
+		if m.natsSrv != nil {
+			m.natsSrv.Shutdown()
+		}
+		if m.pool != nil {
+			m.pool.Close()
+		}
+	})
+	return nil
+}

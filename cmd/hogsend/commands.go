@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/seed-eeb360f6/hogsend/projections/contacts"
+	"github.com/seed-eeb360f6/hogsend/schema"
+	"github.com/seed-eeb360f6/hogsend/services/apikey"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+	"github.com/seed-eeb360f6/hogsend/streams/embedded"
+)
+
+func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := loadConfig(newFlagSet("migrate", stderr), args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, true, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := schema.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	applied, _, err := schema.Status(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info("database migrated", "version", applied)
+	return nil
+}
+
+// bareBus connects to NATS_URL, or starts the embedded server on the data
+// directory (dev must not be running then: the store is single-process).
+func bareBus(cfg Config) (jetstream.JetStream, func(), error) {
+	var nc *nats.Conn
+	var err error
+	closeFn := func() {}
+	if cfg.NATSURL != "" {
+		nc, err = nats.Connect(cfg.NATSURL, nats.Name("hogsend-cli"))
+	} else {
+		var srv *embedded.Server
+		srv, err = embedded.Start(embedded.Options{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: "off"})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (is `hogsend dev` still running on %s? stop it first)", err, cfg.DataDir)
+		}
+		nc, err = srv.Connect()
+		closeFn = srv.Shutdown
+	}
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		closeFn()
+		return nil, nil, err
+	}
+	return js, func() { nc.Close(); closeFn() }, nil
+}
+
+// Replay rebuilds the contacts projection from EVENTS: it refuses while
+// another process consumes the group, deletes the group's durables,
+// truncates the tables, and re-applies every event without republishing.
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replay", stderr)
+	if len(args) == 0 || args[0] != contacts.Name {
+		return errors.New("usage: hogsend replay contacts --from-start")
+	}
+	fromStart := fs.Bool("from-start", false, "required: rebuild from the first event")
+	force := fs.Bool("force", false, "replay even when a consumer looks active")
+	cfg, err := loadConfig(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if !*fromStart {
+		return errors.New("replay contacts: --from-start is required (the only supported mode: it rebuilds contacts, aliases and history)")
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	js, closeBus, err := bareBus(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	if err := bus.Provision(ctx, js, cfg.Retention); err != nil {
+		return err
+	}
+	res, err := contacts.Replay(ctx, pool, js, contacts.ReplayOptions{Force: *force, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "replayed %d events in %s (%.0f events/s)\n", res.Events, res.Took.Round(time.Millisecond), float64(res.Events)/res.Took.Seconds())
+	return nil
+}
+
+func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("send", stderr)
+	name := fs.String("name", "", "event name (required)")
+	userID := fs.String("user-id", "", "userId")
+	email := fs.String("email", "", "email")
+	props := fs.String("props", "", "event properties as a JSON object")
+	contactProps := fs.String("contact-props", "", "contact properties as a JSON object")
+	idem := fs.String("idempotency-key", "", "idempotency key")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	url := cfg.NATSURL
+	if url == "" {
+		if cfg.NATSListen == "off" {
+			return errors.New("send: set NATS_URL, or run `hogsend dev` with HOGSEND_NATS_LISTEN enabled")
+		}
+		url = "nats://" + cfg.NATSListen
+	}
+	body := map[string]any{"name": *name}
+	if *userID != "" {
+		body["userId"] = *userID
+	}
+	if *email != "" {
+		body["email"] = *email
+	}
+	if *idem != "" {
+		body["idempotencyKey"] = *idem
+	}
+	for flagName, raw := range map[string]string{"eventProperties": *props, "contactProperties": *contactProps} {
+		if raw == "" {
+			continue
+		}
+		if !json.Valid([]byte(raw)) {
+			return fmt.Errorf("send: --%s is not valid JSON", strings.TrimSuffix(strings.ToLower(flagName[:1])+flagName[1:], "Properties")+"-props")
+		}
+		body[flagName] = json.RawMessage(raw)
+	}
+	data, _ := json.Marshal(body)
+	nc, err := nats.Connect(url, nats.Name("hogsend-send"), nats.Timeout(3*time.Second))
+	if err != nil {
+		return fmt.Errorf("send: connect to %s (is `hogsend dev` running?): %w", url, err)
+	}
+	defer nc.Close()
+	reply, err := nc.RequestWithContext(ctx, streams.IngestSubject, data)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	fmt.Fprintln(stdout, string(reply.Data))
+	var res struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(reply.Data, &res) == nil && res.Error != "" {
+		return errors.New("send: event rejected")
+	}
+	return nil
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, strings.Split(v, ",")...); return nil }
+
+func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: hogsend apikey create|list|revoke")
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlagSet("apikey "+sub, stderr)
+	var scopes stringList
+	name := fs.String("name", "cli", "key name")
+	fs.Var(&scopes, "scope", "scope (repeatable): ingest, read, journey-admin, full-admin")
+	cfg, err := loadConfig(fs, rest)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	keys := apikey.New(pool, apikey.Options{Logger: log})
+	switch sub {
+	case "create":
+		if len(scopes) == 0 {
+			return errors.New("apikey create: at least one --scope is required")
+		}
+		created, err := keys.Create(ctx, apikey.CreateParams{Name: *name, Scopes: scopes})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, created.Plaintext)
+		return nil
+	case "list":
+		list, _, err := keys.List(ctx, apikey.ListParams{Limit: 100})
+		if err != nil {
+			return err
+		}
+		for _, k := range list {
+			fmt.Fprintf(stdout, "%s  %-8s  %-20s  %s\n", k.ID, k.KeyPrefix, k.Name, strings.Join(k.Scopes, ","))
+		}
+		return nil
+	case "revoke":
+		if fs.NArg() != 1 {
+			return errors.New("usage: hogsend apikey revoke <id>")
+		}
+		id, err := uuid.Parse(fs.Arg(0))
+		if err != nil {
+			return fmt.Errorf("apikey revoke: %q is not a key id", fs.Arg(0))
+		}
+		if err := keys.Revoke(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked", id)
+		return nil
+	default:
+		return fmt.Errorf("apikey: unknown subcommand %q (create, list, revoke)", sub)
+	}
+}
+
