@@ -52,7 +52,7 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 	})
 	r.Handle(http.MethodPost, "/v1/admin/contacts", write(http.HandlerFunc(s.create)), httpapi.Doc{
 		Summary: "Create (or resolve) a contact", Tags: admin, Scope: "journey-admin",
-		Request: httpapi.ObjectSchema(map[string]httpapi.Schema{"externalId": httpapi.StringSchema(), "email": {"type": "string", "format": "email"}, "properties": httpapi.AnyObjectSchema()}),
+		Request:   httpapi.ObjectSchema(map[string]httpapi.Schema{"externalId": httpapi.StringSchema(), "email": {"type": "string", "format": "email"}, "properties": httpapi.AnyObjectSchema()}),
 		Responses: map[int]httpapi.Response{201: {Description: "{contact}"}},
 	})
 	r.Handle(http.MethodGet, "/v1/admin/contacts/export", read(http.HandlerFunc(s.export)), httpapi.Doc{
@@ -81,7 +81,7 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 	})
 	r.Handle(http.MethodPost, "/v1/admin/events", write(http.HandlerFunc(s.testEvent)), httpapi.Doc{
 		Summary: "Ingest a test event", Tags: events, Scope: "journey-admin",
-		Request: httpapi.ObjectSchema(map[string]httpapi.Schema{"event": httpapi.StringSchema(), "userId": httpapi.StringSchema(), "userEmail": httpapi.StringSchema(), "properties": httpapi.AnyObjectSchema()}, "event"),
+		Request:   httpapi.ObjectSchema(map[string]httpapi.Schema{"event": httpapi.StringSchema(), "userId": httpapi.StringSchema(), "userEmail": httpapi.StringSchema(), "properties": httpapi.AnyObjectSchema()}, "event"),
 		Responses: map[int]httpapi.Response{202: {Description: "{id, stored}"}},
 	})
 	r.Handle(http.MethodGet, "/v1/admin/events/:id", read(http.HandlerFunc(s.getEvent)), httpapi.Doc{

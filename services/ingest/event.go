@@ -119,9 +119,9 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 		e.IdempotencyKey = *r.IdempotencyKey
 	}
 	if r.Timestamp != nil {
-		t, err := httpapi.ParseUTCTimestamp(*r.Timestamp)
-		if err != nil {
-			return nil, errcode.InvalidField("timestamp", "timestamp: "+err.Error())
+		t, ok := httpapi.ParseTime(*r.Timestamp)
+		if !ok {
+			return nil, errcode.InvalidField("timestamp", "timestamp: must be an ISO-8601 UTC date-time ending in Z")
 		}
 		e.Timestamp = &t
 	}
