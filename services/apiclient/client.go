@@ -55,13 +55,64 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 
 // DoHeader is Do that also returns the response headers.
 func (c *Client) DoHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
+	return c.DoRequest(ctx, method, path, body, out)
+}
+
+// DoRequest is DoHeader with request options (extra headers, Basic auth).
+// A RawBody is sent verbatim; any other non-nil body is JSON-encoded.
+func (c *Client) DoRequest(ctx context.Context, method, path string, body, out any, opts ...RequestOption) (http.Header, error) {
+	resp, err := c.Send(ctx, method, path, body, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := resp.Err(); err != nil {
+		return resp.Header, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return resp.Header, fmt.Errorf("decode response %q: %w", resp.Body, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// RawBody is a request body sent as is (still with a JSON Content-Type
+// unless an option removes it), e.g. to exercise malformed input.
+type RawBody []byte
+
+// Response is an answer of any status.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Err returns nil for a 2xx answer and an *Error otherwise.
+func (r *Response) Err() error {
+	if r.Status >= 200 && r.Status <= 299 {
+		return nil
+	}
+	e := &Error{Status: r.Status, Header: r.Header}
+	if err := json.Unmarshal(r.Body, e); err != nil {
+		e.Message = string(r.Body)
+	}
+	return e
+}
+
+// Send performs one request and returns the answer whatever its status;
+// the error is only about transport and encoding.
+func (c *Client) Send(ctx context.Context, method, path string, body any, opts ...RequestOption) (*Response, error) {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case RawBody:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
 	if err != nil {
@@ -72,6 +123,9 @@ func (c *Client) DoHeader(ctx context.Context, method, path string, body, out an
 	}
 	if c.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	for _, o := range opts {
+		o(req)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -84,21 +138,9 @@ func (c *Client) DoHeader(ctx context.Context, method, path string, body, out an
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.Header, fmt.Errorf("read response: %w", err)
+		return nil, fmt.Errorf("read response: %w", err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &Error{Status: resp.StatusCode, Header: resp.Header}
-		if err := json.Unmarshal(data, e); err != nil {
-			e.Message = string(data)
-		}
-		return resp.Header, e
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.Header, fmt.Errorf("decode response %q: %w", data, err)
-		}
-	}
-	return resp.Header, nil
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }
 
 // query builds "?a=b&…" from non-empty values.

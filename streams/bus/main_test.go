@@ -94,3 +94,5 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func keyName(k int) string { return fmt.Sprintf("u%d", k) }

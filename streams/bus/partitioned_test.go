@@ -46,6 +46,8 @@ type orderChecker struct {
 	applied map[int]uint64
 	lastN   map[string]int
 	total   int
+	// skipped counts messages received again after they were applied.
+	skipped int
 	// violations counts keys seen out of order or twice.
 	violations int
 	// by records, per instance, the number of messages applied and the
@@ -67,6 +69,7 @@ func (c *orderChecker) apply(instance string, p int, msgs []bus.Msg) {
 	}
 	for _, m := range msgs {
 		if m.Seq <= c.applied[p] {
+			c.skipped++
 			continue
 		}
 		key, n := decodeSeq(c.t, m.Data)
