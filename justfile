@@ -45,10 +45,27 @@ sqlc-check:
 bench *args:
     go test -run '^$' -bench . -benchmem {{args}} ./...
 
-# go vet and gofmt (staticcheck is a separate recipe: it downloads its module).
-lint:
+# go vet and the gofmt check (staticcheck is a separate recipe: it downloads its module).
+lint: vet fmt-check
+
+# go vet ./...
+vet:
     go vet ./...
-    @out=$(git ls-files -z -- '*.go' | xargs -0 gofmt -l); if [ -n "$out" ]; then echo "not gofmt-formatted:" >&2; echo "$out" >&2; exit 1; fi
+
+# Fail listing the tracked Go files gofmt would change.
+fmt-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    files=()
+    while IFS= read -r -d '' f; do
+        if [ -f "$f" ]; then files+=("$f"); fi
+    done < <(git ls-files -z -- '*.go')
+    out=$(gofmt -l "${files[@]}")
+    if [ -n "$out" ]; then
+        echo "not gofmt-formatted (run: gofmt -w <file>):" >&2
+        echo "$out" >&2
+        exit 1
+    fi
 
 # staticcheck, fetched through the Go module proxy (optional: needs network).
 staticcheck:

@@ -233,4 +233,3 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("apikey: unknown subcommand %q (create, list, revoke)", sub)
 	}
 }
-

@@ -29,6 +29,7 @@ Commands:
                        publish a test event over NATS
   apikey create --scope S [--scope S] [--name N]
   apikey list | apikey revoke <id>
+  bench [--events N]   measure throughput, latency and memory (see BENCHMARKS.md)
   version              print the version
 
 Configuration comes from the environment (DATABASE_URL, NATS_URL, PORT,
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, rest, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hogsend", Version)
 		return nil

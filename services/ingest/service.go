@@ -247,10 +247,9 @@ func (s *Service) publishItems(ctx context.Context, path string, events []*strea
 	for j, e := range events {
 		it := &items[at[j]]
 		it.ID = e.ID
-		var perr error
-		if err != nil {
-			perr = err
-		} else if results[j].Err != nil {
+		// Per-item results say which failed; err alone means none got out.
+		perr := err
+		if len(results) == len(events) {
 			perr = results[j].Err
 		}
 		if perr != nil {

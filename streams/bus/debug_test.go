@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -8,10 +9,15 @@ import (
 )
 
 func advisoryLog(t *testing.T, nc *nats.Conn) {
-	start := time.Now()
 	sub, err := nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.>", func(m *nats.Msg) {
 		if len(m.Subject) > 0 && (contains(m.Subject, "PINNED") || contains(m.Subject, "UNPINNED")) {
-			t.Logf("%8s %s %s", time.Since(start).Truncate(time.Millisecond), m.Subject, string(m.Data))
+			var a struct{ Consumer, Reason, Pinned_id string }
+			json.Unmarshal(m.Data, &a)
+			kind := "PIN  "
+			if contains(m.Subject, "UNPINNED") {
+				kind = "UNPIN"
+			}
+			t.Logf("%s %s %s %s %s", time.Now().Format("05.000"), kind, a.Consumer, a.Reason, a.Pinned_id)
 		}
 	})
 	if err != nil {
@@ -27,4 +33,25 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+func stallDetector(t *testing.T) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		last := time.Now()
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tk.C:
+				if d := now.Sub(last); d > 300*time.Millisecond {
+					t.Logf("%s STALL %s", now.Format("05.000"), d)
+				}
+				last = now
+			}
+		}
+	}()
 }

@@ -47,6 +47,7 @@ func testFailover(t *testing.T, committed bool) {
 	)
 	check := newOrderChecker(t)
 	advisoryLog(t, e.nc)
+	stallDetector(t)
 	cfg := func(js jetstream.JetStream) bus.PartitionedConfig {
 		return bus.PartitionedConfig{
 			JetStream: js, Stream: streams.StreamEvents, Root: streams.EventsRoot, Name: "failover",
@@ -79,6 +80,7 @@ func testFailover(t *testing.T, committed bool) {
 			check.apply("a", p, msgs)
 		}
 		crashTime = time.Now()
+		t.Logf("CRASH on partition %d", p)
 		crashed.Store(true)
 		ncA.Close()
 		// Run's context ends too, as it would with the process; the

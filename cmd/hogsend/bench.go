@@ -1,0 +1,635 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/seed-eeb360f6/hogsend/projections/contacts"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+	"github.com/seed-eeb360f6/hogsend/streams/embedded"
+)
+
+// runBench measures the figures BENCHMARKS.md records, each next to a
+// baseline measured in the same run (the machine is noisy, ratios are
+// not). It uses throw-away databases on DATABASE_URL's server and
+// throw-away NATS stores.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	events := fs.Int("events", 100000, "events per throughput run")
+	rate := fs.Int("rate", 2000, "events/s of the latency run")
+	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
+	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, out: stdout, log: slog.New(slog.NewTextHandler(io.Discard, nil)), n: *events}
+	fmt.Fprintf(stdout, "# hogsend bench — %s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
+
+	a, err := b.baselinePublish(ctx)
+	if err != nil {
+		return fmt.Errorf("baseline A: %w", err)
+	}
+	b.row("A: raw JetStream async publish + Nats-Msg-Id, 300 B", a, 0)
+	ingest, err := b.ingestBatch(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest batch: %w", err)
+	}
+	b.row("POST /v1/events/batch, 500/request, 8 clients", ingest, a)
+
+	base, err := b.baselinePipeline(ctx)
+	if err != nil {
+		return fmt.Errorf("baseline B: %w", err)
+	}
+	b.row("B: naive pipeline (publish → 1 consumer → unnest upsert of 500)", base, 0)
+	e2e, replay, err := b.endToEnd(ctx)
+	if err != nil {
+		return fmt.Errorf("end to end: %w", err)
+	}
+	b.row("ingest → contacts projection → ACTIVITY (70% existing, 30% new)", e2e, base)
+	b.row("replay contacts --from-start", replay, base)
+
+	ack, act, err := b.latency(ctx, *rate, *latencyFor)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nLatency at a steady %d events/s for %s (POST /v1/events):\n", *rate, *latencyFor)
+	fmt.Fprintf(stdout, "| path | p50 | p99 | max |\n|---|---|---|---|\n")
+	fmt.Fprintf(stdout, "| ingest acknowledge | %s | %s | %s |\n", pct(ack, 50), pct(ack, 99), pct(ack, 100))
+	fmt.Fprintf(stdout, "| ingest → ACTIVITY | %s | %s | %s |\n", pct(act, 50), pct(act, 99), pct(act, 100))
+
+	if *memory {
+		idle, peak, err := b.memory(ctx)
+		if err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nMemory of `hogsend dev`: idle RSS %.1f MB; peak RSS under the batch load %.1f MB\n", idle, peak)
+	}
+	return nil
+}
+
+type bench struct {
+	cfg     Config
+	out     io.Writer
+	log     *slog.Logger
+	n       int
+	headers bool
+}
+
+func (b *bench) row(name string, perSec, baseline float64) {
+	if !b.headers {
+		fmt.Fprintf(b.out, "| measurement | events/s | ratio to its baseline |\n|---|---|---|\n")
+		b.headers = true
+	}
+	ratio := "baseline"
+	if baseline > 0 {
+		ratio = fmt.Sprintf("%.0f%%", 100*perSec/baseline)
+	}
+	fmt.Fprintf(b.out, "| %s | %.0f | %s |\n", name, perSec, ratio)
+}
+
+func pct(d []time.Duration, p int) string {
+	if len(d) == 0 {
+		return "n/a"
+	}
+	slices.Sort(d)
+	i := (len(d) - 1) * p / 100
+	return d[i].Round(10 * time.Microsecond).String()
+}
+
+// tempNATS starts a throw-away embedded server.
+func tempNATS() (*embedded.Server, *nats.Conn, jetstream.JetStream, func(), error) {
+	dir, err := os.MkdirTemp("", "hogsend-bench-nats-")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	srv, err := embedded.Start(embedded.Options{DataDir: dir, Listen: "off"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, nil, err
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		srv.Shutdown()
+		os.RemoveAll(dir)
+		return nil, nil, nil, nil, err
+	}
+	js, _ := jetstream.New(nc)
+	return srv, nc, js, func() { nc.Close(); srv.Shutdown(); os.RemoveAll(dir) }, nil
+}
+
+// tempDatabase creates an empty database on DATABASE_URL's server.
+func (b *bench) tempDatabase(ctx context.Context) (string, func(), error) {
+	cc, err := pgx.ParseConfig(b.cfg.DatabaseURL)
+	if err != nil {
+		return "", nil, err
+	}
+	admin := cc.Copy()
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return "", nil, err
+	}
+	name := "hogsend_bench_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	conn.Close(ctx)
+	drop := func() {
+		c, err := pgx.ConnectConfig(context.Background(), admin)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	}
+	dsn := strings.Replace(b.cfg.DatabaseURL, "/"+cc.Database, "/"+name, 1)
+	return dsn, drop, nil
+}
+
+func payload300(i int) []byte {
+	p := fmt.Sprintf(`{"v":1,"id":"%s","type":"track","name":"page_viewed","userId":"user-%06d","eventProperties":{"path":"/pricing","ref":"newsletter"},"receivedAt":"2026-01-01T00:00:00Z","source":"bench","pad":"`, uuid.NewString(), i%10000)
+	return []byte(p + strings.Repeat("x", max(0, 298-len(p))) + `"}`)
+}
+
+// baselinePublish is raw JetStream async publish with Nats-Msg-Id.
+func (b *bench) baselinePublish(ctx context.Context) (float64, error) {
+	_, _, js, stop, err := tempNATS()
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	if err := bus.Provision(ctx, js, streams.DefaultRetention); err != nil {
+		return 0, err
+	}
+	msgs := make([][]byte, b.n)
+	for i := range msgs {
+		msgs[i] = payload300(i)
+	}
+	start := time.Now()
+	for i, m := range msgs {
+		if _, err := js.PublishAsync(fmt.Sprintf("hogsend.events.%04x", i%4096), m, jetstream.WithMsgID(strconv.Itoa(i)), jetstream.WithStallWait(5*time.Second)); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return float64(b.n) / time.Since(start).Seconds(), nil
+}
+
+// app starts a Main on a temp database and data dir.
+func (b *bench) app(ctx context.Context, services []string) (*Main, func(), error) {
+	dsn, drop, err := b.tempDatabase(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, _ := os.MkdirTemp("", "hogsend-bench-")
+	cfg, _ := envConfig(func(string) string { return "" })
+	cfg.DatabaseURL, cfg.DataDir, cfg.NATSListen, cfg.Addr = dsn, dir, "off", "127.0.0.1:0"
+	cfg.AdminAPIKey = "bench-admin-key"
+	cfg.Services = services
+	cfg.RateLimit = 0
+	if err := cfg.finish("", ""); err != nil {
+		return nil, nil, err
+	}
+	m := &Main{Config: cfg, Log: b.log, Dev: true, Stdout: io.Discard}
+	if err := m.Run(ctx); err != nil {
+		drop()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return m, func() { _ = m.Close(); drop(); os.RemoveAll(dir) }, nil
+}
+
+// workload builds n events: 30% create a contact, 70% hit an existing one.
+func workload(n int, seed uint64) [][]byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	out := make([][]byte, n)
+	created := 0
+	for i := range out {
+		var uid int
+		if created == 0 || r.Float64() < 0.3 {
+			uid = created
+			created++
+		} else {
+			uid = r.IntN(created)
+		}
+		out[i] = []byte(fmt.Sprintf(`{"name":"page_viewed","userId":"user-%d","eventProperties":{"path":"/pricing","n":%d},"contactProperties":{"plan":"pro","visits":%d}}`, uid, i, i))
+	}
+	return out
+}
+
+func batchBodies(events [][]byte, size int) [][]byte {
+	var bodies [][]byte
+	for off := 0; off < len(events); off += size {
+		end := min(off+size, len(events))
+		var buf bytes.Buffer
+		buf.WriteString(`{"events":[`)
+		for i, e := range events[off:end] {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(e)
+		}
+		buf.WriteString(`]}`)
+		bodies = append(bodies, buf.Bytes())
+	}
+	return bodies
+}
+
+// postAll sends bodies to url from clients goroutines.
+func postAll(ctx context.Context, url, key string, bodies [][]byte, clients int) error {
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) || ctx.Err() != nil {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err == nil {
+					if resp.StatusCode != http.StatusAccepted {
+						body, _ := io.ReadAll(resp.Body)
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+func (b *bench) ingestBatch(ctx context.Context) (float64, error) {
+	m, stop, err := b.app(ctx, []string{ServiceAPI})
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	bodies := batchBodies(workload(b.n, 1), 500)
+	start := time.Now()
+	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
+		return 0, err
+	}
+	return float64(b.n) / time.Since(start).Seconds(), nil
+}
+
+// baselinePipeline: publish → one consumer → unnest upsert of 500 → ack.
+func (b *bench) baselinePipeline(ctx context.Context) (float64, error) {
+	_, _, js, stop, err := tempNATS()
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	dsn, drop, err := b.tempDatabase(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE naive (external_id text PRIMARY KEY, properties jsonb NOT NULL, seen_at timestamptz NOT NULL)`); err != nil {
+		return 0, err
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NAIVE", Subjects: []string{"naive.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, "NAIVE", jetstream.ConsumerConfig{Durable: "naive", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+	if err != nil {
+		return 0, err
+	}
+	events := workload(b.n, 2)
+	start := time.Now()
+	go func() {
+		for i, e := range events {
+			_, _ = js.PublishAsync("naive.e", e, jetstream.WithMsgID(strconv.Itoa(i)), jetstream.WithStallWait(5*time.Second))
+		}
+	}()
+	done := 0
+	type ev struct {
+		UserID            string          `json:"userId"`
+		ContactProperties json.RawMessage `json:"contactProperties"`
+	}
+	for done < b.n {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(10*time.Millisecond))
+		if err != nil {
+			return 0, err
+		}
+		var msgs []jetstream.Msg
+		latest := map[string]json.RawMessage{}
+		for m := range batch.Messages() {
+			var e ev
+			if err := json.Unmarshal(m.Data(), &e); err == nil {
+				latest[e.UserID] = e.ContactProperties
+			}
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		ids := make([]string, 0, len(latest))
+		for k := range latest {
+			ids = append(ids, k)
+		}
+		slices.Sort(ids)
+		props := make([][]byte, len(ids))
+		for i, k := range ids {
+			props[i] = latest[k]
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO naive (external_id, properties, seen_at)
+			SELECT unnest($1::text[]), unnest($2::jsonb[]), now()
+			ON CONFLICT (external_id) DO UPDATE SET properties = naive.properties || EXCLUDED.properties, seen_at = EXCLUDED.seen_at`, ids, props); err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			_ = m.Ack()
+		}
+		done += len(msgs)
+	}
+	return float64(b.n) / time.Since(start).Seconds(), nil
+}
+
+// endToEnd ingests the workload over HTTP with the projection running and
+// waits until ACTIVITY holds every event; then replays the projection.
+func (b *bench) endToEnd(ctx context.Context) (e2e, replay float64, err error) {
+	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stop()
+	bodies := batchBodies(workload(b.n, 3), 500)
+	activity, err := m.js.Stream(ctx, streams.StreamActivity)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
+		return 0, 0, err
+	}
+	for {
+		info, err := activity.Info(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		if info.State.Msgs >= uint64(b.n) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return 0, 0, errors.New("projection did not catch up within 10 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e2e = float64(b.n) / time.Since(start).Seconds()
+
+	// Replay needs the live consumers stopped; stop the process's services
+	// by closing it, then replay on the same store and database.
+	cfg := m.Config
+	_ = m.Close()
+	srv, err := embedded.Start(embedded.Options{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: "off"})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pool.Close()
+	res, err := contacts.Replay(ctx, pool, js, contacts.ReplayOptions{Force: true, Logger: b.log})
+	if err != nil {
+		return 0, 0, err
+	}
+	return e2e, float64(res.Events) / res.Took.Seconds(), nil
+}
+
+// latency paces single-event POSTs and times the acknowledgement and the
+// arrival of each event's ACTIVITY message.
+func (b *bench) latency(ctx context.Context, rate int, d time.Duration) (ack, act []time.Duration, err error) {
+	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stop()
+	sentAt := sync.Map{}
+	var mu sync.Mutex
+	sub, err := m.nc.Subscribe(streams.ActivityRoot+".>", func(msg *nats.Msg) {
+		var a struct {
+			Event struct {
+				ID string `json:"id"`
+			} `json:"event"`
+		}
+		if json.Unmarshal(msg.Data, &a) != nil {
+			return
+		}
+		if v, ok := sentAt.Load(a.Event.ID); ok {
+			mu.Lock()
+			act = append(act, time.Since(v.(time.Time)))
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	total := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"name":"page_viewed","userId":"lat-%d","eventProperties":{"i":%d}}`, i%500, i)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.URL()+"/v1/events", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+m.Config.AdminAPIKey)
+			req.Header.Set("Content-Type", "application/json")
+			t0 := time.Now()
+			resp, err := hc.Do(req)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			var res EventAck
+			_ = json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			el := time.Since(t0)
+			sentAt.Store(res.ID, t0)
+			mu.Lock()
+			ack = append(ack, el)
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	if v := firstErr.Load(); v != nil {
+		return nil, nil, v.(error)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(act)
+		mu.Unlock()
+		if n >= total*99/100 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	return ack, slices.Clone(act), nil
+}
+
+// EventAck is the 202 answer of POST /v1/events.
+type EventAck struct {
+	ID     string `json:"id"`
+	Stored bool   `json:"stored"`
+}
+
+// memory runs `hogsend dev` as a subprocess: idle RSS after start, then
+// peak RSS while the batch ingest load runs against it.
+func (b *bench) memory(ctx context.Context) (idleMB, peakMB float64, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, 0, err
+	}
+	dsn, drop, err := b.tempDatabase(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer drop()
+	dir, _ := os.MkdirTemp("", "hogsend-bench-mem-")
+	defer os.RemoveAll(dir)
+	port := freePort()
+	cmd := exec.CommandContext(ctx, exe, "dev")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "HOGSEND_DATA_DIR="+dir, "HOGSEND_NATS_LISTEN=off",
+		"PORT="+strconv.Itoa(port), "ADMIN_API_KEY=bench-admin-key", "HOGSEND_ADMIN_RATE_LIMIT=0", "LOG_LEVEL=error")
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 300 {
+			return 0, 0, errors.New("dev process did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	idleMB = rssMB(cmd.Process.Pid, "VmRSS")
+	bodies := batchBodies(workload(b.n, 4), 500)
+	if err := postAll(ctx, base+"/v1/events/batch", "bench-admin-key", bodies, 8); err != nil {
+		return 0, 0, err
+	}
+	// Let the projection work through the backlog before reading the peak.
+	for i := 0; i < 600; i++ {
+		resp, err := http.Get(base + "/v1/health/ready")
+		if err == nil {
+			var r struct {
+				Components struct {
+					Contacts struct{ Lag uint64 } `json:"contacts"`
+				} `json:"components"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if r.Components.Contacts.Lag == 0 {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return idleMB, rssMB(cmd.Process.Pid, "VmHWM"), nil
+}
+
+func rssMB(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+func freePort() int {
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 39021
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
