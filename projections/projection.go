@@ -8,9 +8,11 @@ package projections
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,7 +40,8 @@ type Output struct {
 	AfterPublish func(ctx context.Context)
 }
 
-// Publisher publishes a projection's outbox and waits for every ack.
+// Publisher publishes a projection's outbox and waits for every ack. A
+// replay runner has none: it publishes nothing.
 type Publisher interface {
 	PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error
 }
@@ -50,6 +53,21 @@ type Runner struct {
 	pub  Publisher
 	proj Projector
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	parts map[int]*partState
+}
+
+// partState is what this process knows of a partition it applies. Batches
+// of one partition never run concurrently within a process.
+type partState struct {
+	// committed is the checkpoint this process last committed; a
+	// different value in the database means another instance ran the
+	// partition since, and may have left an unpublished outbox.
+	committed int64
+	// unpublished is set from commit until the outbox is published.
+	unpublished bool
+	known       bool
 }
 
 // NewRunner returns the runner of the consumer called name.
@@ -57,113 +75,166 @@ func NewRunner(name string, pool *pgxpool.Pool, pub Publisher, proj Projector, l
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{name: name, pool: pool, pub: pub, proj: proj, log: log}
+	return &Runner{name: name, pool: pool, pub: pub, proj: proj, log: log, parts: map[int]*partState{}}
 }
 
-// HandleBatch implements bus.BatchHandler.
-func (r *Runner) HandleBatch(ctx context.Context, partition int, msgs []bus.Msg) error {
-	// A previous run may have committed a batch and died before publishing
-	// its outbox: publish what is left before going on, keeping order.
-	if err := r.flushOutbox(ctx, partition); err != nil {
-		return err
+func (r *Runner) state(partition int) *partState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.parts[partition]
+	if st == nil {
+		st = &partState{}
+		r.parts[partition] = st
 	}
-	out, last, err := r.apply(ctx, partition, msgs)
+	return st
+}
+
+// HandleBatch implements bus.BatchHandler: one transaction applies the
+// batch, advances the checkpoint and replaces the partition's outbox row;
+// after commit the outbox is published.
+func (r *Runner) HandleBatch(ctx context.Context, partition int, msgs []bus.Msg) error {
+	st := r.state(partition)
+	out, err := r.apply(ctx, partition, msgs, st)
 	if err != nil {
 		return err
 	}
-	if len(out.Outbox) > 0 {
-		if err := r.pub.PublishAsyncBatch(ctx, out.Outbox); err != nil {
+	if len(out.msgs) > 0 && r.pub != nil {
+		if err := r.pub.PublishAsyncBatch(ctx, out.msgs); err != nil {
+			// Committed but not out: the next attempt republishes the row.
 			return fmt.Errorf("publish outbox: %w", err)
 		}
-		q := dbsqlc.New(r.pool)
-		if err := q.OutboxDelete(ctx, dbsqlc.OutboxDeleteParams{Consumer: r.name, Partition: int32(partition), ThroughSeq: int64(last)}); err != nil {
-			// The messages are out; a later flush republishes them and
-			// JetStream (or the consumers' keys) drop the copies.
-			r.log.Warn("delete published outbox", "consumer", r.name, "partition", partition, "err", err)
-		}
 	}
-	if out.AfterPublish != nil {
-		out.AfterPublish(ctx)
+	st.unpublished = false
+	if out.after != nil {
+		out.after(ctx)
 	}
 	return nil
 }
 
-func (r *Runner) apply(ctx context.Context, partition int, msgs []bus.Msg) (Output, uint64, error) {
+type applied struct {
+	msgs  []bus.OutMsg
+	after func(ctx context.Context)
+}
+
+func (r *Runner) apply(ctx context.Context, partition int, msgs []bus.Msg, st *partState) (applied, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return Output{}, 0, fmt.Errorf("begin batch: %w", err)
+		return applied{}, fmt.Errorf("begin batch: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	q := dbsqlc.New(tx)
-	key := dbsqlc.CheckpointEnsureParams{Consumer: r.name, Partition: int32(partition)}
-	if err := q.CheckpointEnsure(ctx, key); err != nil {
-		return Output{}, 0, fmt.Errorf("ensure checkpoint: %w", err)
-	}
-	applied, err := q.CheckpointLock(ctx, dbsqlc.CheckpointLockParams{Consumer: r.name, Partition: int32(partition)})
+	key := dbsqlc.CheckpointLockParams{Consumer: r.name, Partition: int32(partition)}
+	checkpoint, err := q.CheckpointLock(ctx, key)
 	if err != nil {
-		return Output{}, 0, fmt.Errorf("lock checkpoint: %w", err)
+		return applied{}, fmt.Errorf("lock checkpoint: %w", err)
+	}
+	// Messages a previous batch committed but may not have published: ours
+	// after a failed publish, or another instance's after a takeover.
+	var pending []bus.OutMsg
+	hadRows := st.known || st.unpublished
+	if !st.known || st.unpublished || checkpoint != st.committed {
+		rows, err := q.OutboxList(ctx, dbsqlc.OutboxListParams{Consumer: r.name, Partition: int32(partition)})
+		if err != nil {
+			return applied{}, fmt.Errorf("read outbox: %w", err)
+		}
+		for _, row := range rows {
+			m, err := decodeOutbox(row.Payload)
+			if err != nil {
+				return applied{}, bus.Permanent(fmt.Errorf("decode outbox row %d: %w", row.Seq, err))
+			}
+			pending = append(pending, m...)
+		}
+		hadRows = len(rows) > 0
 	}
 	fresh := msgs[:0:0]
 	for _, m := range msgs {
-		if int64(m.Seq) > applied {
+		if int64(m.Seq) > checkpoint {
 			fresh = append(fresh, m)
 		}
 	}
-	if len(fresh) == 0 {
-		return Output{}, 0, nil
-	}
-	out, err := r.proj.Apply(ctx, tx, partition, fresh)
-	if err != nil {
-		return Output{}, 0, classify(err)
-	}
-	last := fresh[len(fresh)-1].Seq
-	if len(out.Outbox) > 0 {
-		p := dbsqlc.OutboxInsertParams{Consumer: r.name, Partition: int32(partition)}
-		for i, m := range out.Outbox {
-			p.Seqs = append(p.Seqs, int64(last))
-			p.Ords = append(p.Ords, int32(i))
-			p.Subjects = append(p.Subjects, m.Subject)
-			p.MsgIds = append(p.MsgIds, m.MsgID)
-			p.Payloads = append(p.Payloads, m.Data)
-		}
-		if err := q.OutboxInsert(ctx, p); err != nil {
-			return Output{}, 0, fmt.Errorf("store outbox: %w", err)
+	var out Output
+	if len(fresh) > 0 {
+		if out, err = r.proj.Apply(ctx, tx, partition, fresh); err != nil {
+			return applied{}, classify(err)
 		}
 	}
-	if err := q.CheckpointSet(ctx, dbsqlc.CheckpointSetParams{Consumer: r.name, Partition: int32(partition), LastSeq: int64(last)}); err != nil {
-		return Output{}, 0, fmt.Errorf("advance checkpoint: %w", err)
+	all := append(pending, out.Outbox...)
+	last := checkpoint
+	if len(fresh) > 0 {
+		last = int64(fresh[len(fresh)-1].Seq)
+	}
+	if hadRows {
+		// The previous row was published (or is folded into this one).
+		if err := q.OutboxDeletePartition(ctx, dbsqlc.OutboxDeletePartitionParams{Consumer: r.name, Partition: int32(partition)}); err != nil {
+			return applied{}, fmt.Errorf("clear outbox: %w", err)
+		}
+	}
+	if len(all) > 0 {
+		if err := q.OutboxInsert(ctx, dbsqlc.OutboxInsertParams{Consumer: r.name, Partition: int32(partition), Seq: last, Messages: int32(len(all)), Payload: encodeOutbox(all)}); err != nil {
+			return applied{}, fmt.Errorf("store outbox: %w", err)
+		}
+	}
+	if last != checkpoint {
+		if err := q.CheckpointSet(ctx, dbsqlc.CheckpointSetParams{Consumer: r.name, Partition: int32(partition), LastSeq: last}); err != nil {
+			return applied{}, fmt.Errorf("advance checkpoint: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return Output{}, 0, classify(fmt.Errorf("commit batch: %w", err))
+		return applied{}, classify(fmt.Errorf("commit batch: %w", err))
 	}
-	return out, last, nil
+	st.known, st.committed, st.unpublished = true, last, len(all) > 0
+	if len(pending) > 0 {
+		r.log.Info("republishing outbox left by an interrupted batch", "consumer", r.name, "partition", partition, "messages", len(pending))
+	}
+	return applied{msgs: all, after: out.AfterPublish}, nil
 }
 
-func (r *Runner) flushOutbox(ctx context.Context, partition int) error {
-	if r.pub == nil {
-		return nil // a replay runner publishes nothing
+// encodeOutbox frames messages as (subject, msg id, data) length-prefixed
+// triples; one row per batch keeps the outbox to one insert.
+func encodeOutbox(msgs []bus.OutMsg) []byte {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Subject) + len(m.MsgID) + len(m.Data) + 3*binary.MaxVarintLen32
 	}
-	q := dbsqlc.New(r.pool)
-	rows, err := q.OutboxList(ctx, dbsqlc.OutboxListParams{Consumer: r.name, Partition: int32(partition)})
-	if err != nil {
-		return fmt.Errorf("read outbox: %w", err)
+	b := make([]byte, 0, n)
+	for _, m := range msgs {
+		b = binary.AppendUvarint(b, uint64(len(m.Subject)))
+		b = append(b, m.Subject...)
+		b = binary.AppendUvarint(b, uint64(len(m.MsgID)))
+		b = append(b, m.MsgID...)
+		b = binary.AppendUvarint(b, uint64(len(m.Data)))
+		b = append(b, m.Data...)
 	}
-	if len(rows) == 0 {
-		return nil
+	return b
+}
+
+func decodeOutbox(b []byte) ([]bus.OutMsg, error) {
+	var out []bus.OutMsg
+	field := func() ([]byte, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errors.New("truncated outbox payload")
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, nil
 	}
-	msgs := make([]bus.OutMsg, len(rows))
-	for i, row := range rows {
-		msgs[i] = bus.OutMsg{Subject: row.Subject, MsgID: row.MsgID, Data: row.Payload}
+	for len(b) > 0 {
+		subj, err := field()
+		if err != nil {
+			return nil, err
+		}
+		id, err := field()
+		if err != nil {
+			return nil, err
+		}
+		data, err := field()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bus.OutMsg{Subject: string(subj), MsgID: string(id), Data: data})
 	}
-	if err := r.pub.PublishAsyncBatch(ctx, msgs); err != nil {
-		return fmt.Errorf("republish outbox: %w", err)
-	}
-	last := rows[len(rows)-1].Seq
-	if err := q.OutboxDelete(ctx, dbsqlc.OutboxDeleteParams{Consumer: r.name, Partition: int32(partition), ThroughSeq: last}); err != nil {
-		return fmt.Errorf("delete outbox: %w", err)
-	}
-	r.log.Info("republished outbox left by an interrupted batch", "consumer", r.name, "partition", partition, "messages", len(rows))
-	return nil
+	return out, nil
 }
 
 // Reset forgets the consumer's checkpoints and outbox (replay from start).

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,36 +44,60 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 100000, "events per throughput run")
 	rate := fs.Int("rate", 2000, "events/s of the latency run")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
+	latencyOnly := fs.Bool("latency-only", false, "run only the latency measurement")
+	latencyAPIOnly := fs.Bool("latency-api-only", false, "latency run without the contacts projection (ingest alone)")
 	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the in-process runs to this file")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b := &bench{cfg: cfg, out: stdout, log: slog.New(slog.NewTextHandler(io.Discard, nil)), n: *events}
 	fmt.Fprintf(stdout, "# hogsend bench — %s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
 
-	a, err := b.baselinePublish(ctx)
-	if err != nil {
-		return fmt.Errorf("baseline A: %w", err)
+	if *latencyOnly {
+		goto latency
 	}
-	b.row("A: raw JetStream async publish + Nats-Msg-Id, 300 B", a, 0)
-	ingest, err := b.ingestBatch(ctx)
-	if err != nil {
-		return fmt.Errorf("ingest batch: %w", err)
-	}
-	b.row("POST /v1/events/batch, 500/request, 8 clients", ingest, a)
+	{
+		a, err := b.baselinePublish(ctx)
+		if err != nil {
+			return fmt.Errorf("baseline A: %w", err)
+		}
+		b.row("A: raw JetStream async publish + Nats-Msg-Id, 300 B", a, 0)
+		ingest, err := b.ingestBatch(ctx)
+		if err != nil {
+			return fmt.Errorf("ingest batch: %w", err)
+		}
+		b.row("POST /v1/events/batch, 500/request, 8 clients", ingest, a)
 
-	base, err := b.baselinePipeline(ctx)
-	if err != nil {
-		return fmt.Errorf("baseline B: %w", err)
+		base, err := b.baselinePipeline(ctx)
+		if err != nil {
+			return fmt.Errorf("baseline B: %w", err)
+		}
+		b.row("B: naive pipeline (publish → 1 consumer → unnest upsert of 500)", base, 0)
+		e2e, replay, err := b.endToEnd(ctx)
+		if err != nil {
+			return fmt.Errorf("end to end: %w", err)
+		}
+		b.row("ingest → contacts projection → ACTIVITY (70% existing, 30% new)", e2e, base)
+		b.row("replay contacts --from-start", replay, base)
 	}
-	b.row("B: naive pipeline (publish → 1 consumer → unnest upsert of 500)", base, 0)
-	e2e, replay, err := b.endToEnd(ctx)
-	if err != nil {
-		return fmt.Errorf("end to end: %w", err)
+latency:
+	b.latencyServices = []string{ServiceAPI, ServiceContacts}
+	if *latencyAPIOnly {
+		b.latencyServices = []string{ServiceAPI}
 	}
-	b.row("ingest → contacts projection → ACTIVITY (70% existing, 30% new)", e2e, base)
-	b.row("replay contacts --from-start", replay, base)
 
 	ack, act, err := b.latency(ctx, *rate, *latencyFor)
 	if err != nil {
@@ -99,6 +124,8 @@ type bench struct {
 	log     *slog.Logger
 	n       int
 	headers bool
+	// latencyServices run during the latency measurement.
+	latencyServices []string
 }
 
 func (b *bench) row(name string, perSec, baseline float64) {
@@ -462,7 +489,7 @@ func (b *bench) endToEnd(ctx context.Context) (e2e, replay float64, err error) {
 // latency paces single-event POSTs and times the acknowledgement and the
 // arrival of each event's ACTIVITY message.
 func (b *bench) latency(ctx context.Context, rate int, d time.Duration) (ack, act []time.Duration, err error) {
-	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts})
+	m, stop, err := b.app(ctx, b.latencyServices)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -473,9 +473,8 @@ func (b *batch) resolve(it *item, k keys, patch props, at time.Time, act *stream
 		b.contacts[id] = c
 		b.newOrder = append(b.newOrder, id)
 		b.index(c)
-		for _, ak := range k.list() {
-			b.setAlias(e.ID, ak, id, nil, false, at)
-		}
+		// A create writes no alias: its keys are its own columns. Aliases
+		// record keys attached later (promote) or moved by a merge.
 		it.applied.Created = true
 		return c
 	case 1:

@@ -3,6 +3,7 @@ package contacts_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -482,5 +483,75 @@ func TestRedeliveredBatchAtOrBelowCheckpointChangesNothing(t *testing.T) {
 	}
 	if !strings.Contains(h.live()[0].ID.String(), "-") {
 		t.Fatal("contact missing")
+	}
+}
+
+// failingPublisher injects a publish failure in front of the real
+// publisher: the batch commits, then the process "dies" before ACTIVITY.
+type failingPublisher struct {
+	next projections.Publisher
+	fail atomic.Bool
+}
+
+func (f *failingPublisher) PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error {
+	if f.fail.Load() {
+		return errors.New("injected: connection lost before publish")
+	}
+	return f.next.PublishAsyncBatch(ctx, msgs)
+}
+
+func TestOutboxSurvivesCrashBetweenCommitAndPublish(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	real, err := bus.NewPublisher(bus.PublisherConfig{JetStream: h.js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := &failingPublisher{next: real}
+	fp.fail.Store(true)
+	first := projections.NewRunner(contacts.Name, h.pool, fp, contacts.New(contacts.Options{}), nil)
+
+	evs := []*streams.Event{h.ev("a", "u1", ""), h.ev("b", "u2", ""), h.ev("c", "u1", "")}
+	msgs := make([]bus.Msg, len(evs))
+	for i, e := range evs {
+		data, _ := json.Marshal(e)
+		msgs[i] = bus.Msg{Subject: streams.EventSubject(e), Seq: uint64(i + 1), Data: data, NumDelivered: 1}
+	}
+	if err := first.HandleBatch(context.Background(), 5, msgs); err == nil {
+		t.Fatal("want the injected publish failure")
+	}
+	if n := h.count(`SELECT count(*) FROM user_events`); n != 3 {
+		t.Fatalf("the batch should have committed: %d rows", n)
+	}
+	if n := activityCount(t, h.js); n != 0 {
+		t.Fatalf("nothing should be on ACTIVITY yet, got %d", n)
+	}
+	// Another instance takes the partition over and gets the same messages
+	// redelivered plus a new one: it publishes the leftovers, then its own.
+	second := projections.NewRunner(contacts.Name, h.pool, real, contacts.New(contacts.Options{}), nil)
+	next := h.ev("d", "u2", "")
+	data, _ := json.Marshal(next)
+	msgs = append(msgs, bus.Msg{Subject: streams.EventSubject(next), Seq: 4, Data: data, NumDelivered: 1})
+	if err := second.HandleBatch(context.Background(), 5, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if n := activityCount(t, h.js); n != 4 {
+		t.Fatalf("want 4 ACTIVITY messages after takeover, got %d", n)
+	}
+	if n := h.count(`SELECT count(*) FROM user_events`); n != 4 {
+		t.Fatalf("redelivered events applied twice: %d rows", n)
+	}
+	// The first instance comes back (stale state) and sees a redelivery:
+	// nothing changes, nothing is published again.
+	fp.fail.Store(false)
+	if err := first.HandleBatch(context.Background(), 5, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if n := activityCount(t, h.js); n != 4 {
+		t.Fatalf("stale instance republished: %d ACTIVITY messages", n)
+	}
+	// The last published row is deleted by the partition's next batch.
+	if n := h.count(`SELECT count(*) FROM projection_outbox`); n > 1 {
+		t.Fatalf("outbox rows accumulate: %d", n)
 	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 const contactAliasesFindByKeys = `-- name: ContactAliasesFindByKeys :many
-SELECT alias_kind, alias_value, contact_id FROM contact_aliases
-WHERE (alias_kind, alias_value) IN (SELECT unnest($1::text[]), unnest($2::text[]))
+SELECT a.alias_kind, a.alias_value, a.contact_id FROM contact_aliases a
+JOIN (SELECT unnest($1::text[]) AS kind, unnest($2::text[]) AS value) k
+  ON a.alias_kind = k.kind AND a.alias_value = k.value
 `
 
 type ContactAliasesFindByKeysParams struct {
@@ -182,11 +183,15 @@ func (q *Queries) ContactsInsertFull(ctx context.Context, arg ContactsInsertFull
 
 const contactsLockLiveByKeys = `-- name: ContactsLockLiveByKeys :many
 SELECT id, organization_id, external_id, email, anonymous_id, timezone, properties, first_seen_at, last_seen_at, deleted_at, created_at, updated_at FROM contacts
-WHERE deleted_at IS NULL
-  AND (external_id = ANY($1::text[])
-    OR lower(email) = ANY($2::text[])
-    OR anonymous_id = ANY($3::text[])
-    OR id = ANY($4::uuid[]))
+WHERE deleted_at IS NULL AND id = ANY(ARRAY(
+  SELECT c.id FROM contacts c WHERE c.external_id = ANY($1::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT c.id FROM contacts c WHERE lower(c.email) = ANY($2::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT c.id FROM contacts c WHERE c.anonymous_id = ANY($3::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT unnest($4::uuid[])
+))
 ORDER BY id
 FOR UPDATE
 `
@@ -200,7 +205,9 @@ type ContactsLockLiveByKeysParams struct {
 
 // Loads (and row-locks, in id order) the live owners of a batch's keys, so
 // a batch on another partition reaching the same contact through another
-// key waits instead of overwriting.
+// key waits instead of overwriting. The ids are collected first (one index
+// lookup per key kind) and the rows then read by primary key, which keeps
+// the plan an index scan whatever the table statistics say.
 func (q *Queries) ContactsLockLiveByKeys(ctx context.Context, arg ContactsLockLiveByKeysParams) ([]Contact, error) {
 	rows, err := q.db.Query(ctx, contactsLockLiveByKeys,
 		arg.ExternalIds,

@@ -79,10 +79,7 @@ type ProjectionOutbox struct {
 	Consumer  string
 	Partition int32
 	Seq       int64
-	Ord       int32
-	Subject   string
-	MsgID     string
-	Durable   bool
+	Messages  int32
 	Payload   []byte
 }
 

@@ -9,24 +9,6 @@ import (
 	"context"
 )
 
-const checkpointEnsure = `-- name: CheckpointEnsure :exec
-
-INSERT INTO projection_checkpoints (consumer, partition, last_seq)
-VALUES ($1, $2, 0)
-ON CONFLICT (consumer, partition) DO NOTHING
-`
-
-type CheckpointEnsureParams struct {
-	Consumer  string
-	Partition int32
-}
-
-// Owned by package projections: checkpoints and outbox of ordered consumers.
-func (q *Queries) CheckpointEnsure(ctx context.Context, arg CheckpointEnsureParams) error {
-	_, err := q.db.Exec(ctx, checkpointEnsure, arg.Consumer, arg.Partition)
-	return err
-}
-
 const checkpointList = `-- name: CheckpointList :many
 SELECT consumer, partition, last_seq, updated_at FROM projection_checkpoints
 WHERE consumer = $1 ORDER BY partition
@@ -58,9 +40,11 @@ func (q *Queries) CheckpointList(ctx context.Context, consumer string) ([]Projec
 }
 
 const checkpointLock = `-- name: CheckpointLock :one
-SELECT last_seq FROM projection_checkpoints
-WHERE consumer = $1 AND partition = $2
-FOR UPDATE
+
+INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
+VALUES ($1, $2, 0)
+ON CONFLICT (consumer, partition) DO UPDATE SET last_seq = cp.last_seq
+RETURNING last_seq
 `
 
 type CheckpointLockParams struct {
@@ -68,8 +52,10 @@ type CheckpointLockParams struct {
 	Partition int32
 }
 
-// Locks the partition's checkpoint for the batch transaction, so a second
-// instance that took over mid-batch waits and then sees what was applied.
+// Owned by package projections: checkpoints and outbox of ordered consumers.
+// Creates or row-locks the partition's checkpoint for the batch
+// transaction in one statement, so a second instance that took over
+// mid-batch waits and then sees what was applied.
 func (q *Queries) CheckpointLock(ctx context.Context, arg CheckpointLockParams) (int64, error) {
 	row := q.db.QueryRow(ctx, checkpointLock, arg.Consumer, arg.Partition)
 	var last_seq int64
@@ -102,55 +88,48 @@ func (q *Queries) CheckpointSet(ctx context.Context, arg CheckpointSetParams) er
 	return err
 }
 
-const outboxDelete = `-- name: OutboxDelete :exec
-DELETE FROM projection_outbox
-WHERE consumer = $1 AND partition = $2 AND seq <= $3
+const outboxDeletePartition = `-- name: OutboxDeletePartition :exec
+DELETE FROM projection_outbox WHERE consumer = $1 AND partition = $2
 `
 
-type OutboxDeleteParams struct {
-	Consumer   string
-	Partition  int32
-	ThroughSeq int64
+type OutboxDeletePartitionParams struct {
+	Consumer  string
+	Partition int32
 }
 
-func (q *Queries) OutboxDelete(ctx context.Context, arg OutboxDeleteParams) error {
-	_, err := q.db.Exec(ctx, outboxDelete, arg.Consumer, arg.Partition, arg.ThroughSeq)
+func (q *Queries) OutboxDeletePartition(ctx context.Context, arg OutboxDeletePartitionParams) error {
+	_, err := q.db.Exec(ctx, outboxDeletePartition, arg.Consumer, arg.Partition)
 	return err
 }
 
 const outboxInsert = `-- name: OutboxInsert :exec
-INSERT INTO projection_outbox (consumer, partition, seq, ord, subject, msg_id, durable, payload)
-SELECT $1::text, $2::int, unnest($3::bigint[]), unnest($4::int[]),
-       unnest($5::text[]), unnest($6::text[]), true, unnest($7::bytea[])
+INSERT INTO projection_outbox (consumer, partition, seq, messages, payload)
+VALUES ($1, $2, $3, $4, $5)
 `
 
 type OutboxInsertParams struct {
 	Consumer  string
 	Partition int32
-	Seqs      []int64
-	Ords      []int32
-	Subjects  []string
-	MsgIds    []string
-	Payloads  [][]byte
+	Seq       int64
+	Messages  int32
+	Payload   []byte
 }
 
 func (q *Queries) OutboxInsert(ctx context.Context, arg OutboxInsertParams) error {
 	_, err := q.db.Exec(ctx, outboxInsert,
 		arg.Consumer,
 		arg.Partition,
-		arg.Seqs,
-		arg.Ords,
-		arg.Subjects,
-		arg.MsgIds,
-		arg.Payloads,
+		arg.Seq,
+		arg.Messages,
+		arg.Payload,
 	)
 	return err
 }
 
 const outboxList = `-- name: OutboxList :many
-SELECT seq, ord, subject, msg_id, payload FROM projection_outbox
+SELECT seq, messages, payload FROM projection_outbox
 WHERE consumer = $1 AND partition = $2
-ORDER BY seq, ord
+ORDER BY seq
 `
 
 type OutboxListParams struct {
@@ -159,11 +138,9 @@ type OutboxListParams struct {
 }
 
 type OutboxListRow struct {
-	Seq     int64
-	Ord     int32
-	Subject string
-	MsgID   string
-	Payload []byte
+	Seq      int64
+	Messages int32
+	Payload  []byte
 }
 
 func (q *Queries) OutboxList(ctx context.Context, arg OutboxListParams) ([]OutboxListRow, error) {
@@ -175,13 +152,7 @@ func (q *Queries) OutboxList(ctx context.Context, arg OutboxListParams) ([]Outbo
 	items := []OutboxListRow{}
 	for rows.Next() {
 		var i OutboxListRow
-		if err := rows.Scan(
-			&i.Seq,
-			&i.Ord,
-			&i.Subject,
-			&i.MsgID,
-			&i.Payload,
-		); err != nil {
+		if err := rows.Scan(&i.Seq, &i.Messages, &i.Payload); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

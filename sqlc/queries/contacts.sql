@@ -29,13 +29,19 @@ TRUNCATE contact_aliases, user_events, contacts;
 -- name: ContactsLockLiveByKeys :many
 -- Loads (and row-locks, in id order) the live owners of a batch's keys, so
 -- a batch on another partition reaching the same contact through another
--- key waits instead of overwriting.
+-- key waits instead of overwriting. The ids are collected first (one index
+-- lookup per key kind) and the rows then read by primary key, which keeps
+-- the plan an index scan whatever the table statistics say.
 SELECT * FROM contacts
-WHERE deleted_at IS NULL
-  AND (external_id = ANY(@external_ids::text[])
-    OR lower(email) = ANY(@emails::text[])
-    OR anonymous_id = ANY(@anonymous_ids::text[])
-    OR id = ANY(@ids::uuid[]))
+WHERE deleted_at IS NULL AND id = ANY(ARRAY(
+  SELECT c.id FROM contacts c WHERE c.external_id = ANY(@external_ids::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT c.id FROM contacts c WHERE lower(c.email) = ANY(@emails::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT c.id FROM contacts c WHERE c.anonymous_id = ANY(@anonymous_ids::text[]) AND c.deleted_at IS NULL
+  UNION
+  SELECT unnest(@ids::uuid[])
+))
 ORDER BY id
 FOR UPDATE;
 
@@ -65,8 +71,9 @@ SELECT unnest(@ids::uuid[]), nullif(unnest(@external_ids::text[]), ''), nullif(u
        unnest(@created_ats::timestamptz[]), unnest(@updated_ats::timestamptz[]), nullif(unnest(@deleted_ats::timestamptz[]), '0001-01-01T00:00:00Z');
 
 -- name: ContactAliasesFindByKeys :many
-SELECT alias_kind, alias_value, contact_id FROM contact_aliases
-WHERE (alias_kind, alias_value) IN (SELECT unnest(@kinds::text[]), unnest(@alias_values::text[]));
+SELECT a.alias_kind, a.alias_value, a.contact_id FROM contact_aliases a
+JOIN (SELECT unnest(@kinds::text[]) AS kind, unnest(@alias_values::text[]) AS value) k
+  ON a.alias_kind = k.kind AND a.alias_value = k.value;
 
 -- name: ContactAliasesPromoteMany :exec
 INSERT INTO contact_aliases (id, contact_id, alias_kind, alias_value, reason, from_contact_id, created_at, updated_at)

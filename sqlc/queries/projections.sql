@@ -1,16 +1,13 @@
 -- Owned by package projections: checkpoints and outbox of ordered consumers.
 
--- name: CheckpointEnsure :exec
-INSERT INTO projection_checkpoints (consumer, partition, last_seq)
-VALUES (@consumer, @partition, 0)
-ON CONFLICT (consumer, partition) DO NOTHING;
-
 -- name: CheckpointLock :one
--- Locks the partition's checkpoint for the batch transaction, so a second
--- instance that took over mid-batch waits and then sees what was applied.
-SELECT last_seq FROM projection_checkpoints
-WHERE consumer = @consumer AND partition = @partition
-FOR UPDATE;
+-- Creates or row-locks the partition's checkpoint for the batch
+-- transaction in one statement, so a second instance that took over
+-- mid-batch waits and then sees what was applied.
+INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
+VALUES (@consumer, @partition, 0)
+ON CONFLICT (consumer, partition) DO UPDATE SET last_seq = cp.last_seq
+RETURNING last_seq;
 
 -- name: CheckpointSet :exec
 UPDATE projection_checkpoints SET last_seq = @last_seq, updated_at = now()
@@ -24,18 +21,16 @@ WHERE consumer = @consumer ORDER BY partition;
 DELETE FROM projection_checkpoints WHERE consumer = @consumer;
 
 -- name: OutboxInsert :exec
-INSERT INTO projection_outbox (consumer, partition, seq, ord, subject, msg_id, durable, payload)
-SELECT @consumer::text, @partition::int, unnest(@seqs::bigint[]), unnest(@ords::int[]),
-       unnest(@subjects::text[]), unnest(@msg_ids::text[]), true, unnest(@payloads::bytea[]);
+INSERT INTO projection_outbox (consumer, partition, seq, messages, payload)
+VALUES (@consumer, @partition, @seq, @messages, @payload);
 
 -- name: OutboxList :many
-SELECT seq, ord, subject, msg_id, payload FROM projection_outbox
+SELECT seq, messages, payload FROM projection_outbox
 WHERE consumer = @consumer AND partition = @partition
-ORDER BY seq, ord;
+ORDER BY seq;
 
--- name: OutboxDelete :exec
-DELETE FROM projection_outbox
-WHERE consumer = @consumer AND partition = @partition AND seq <= @through_seq;
+-- name: OutboxDeletePartition :exec
+DELETE FROM projection_outbox WHERE consumer = @consumer AND partition = @partition;
 
 -- name: OutboxReset :exec
 DELETE FROM projection_outbox WHERE consumer = @consumer;

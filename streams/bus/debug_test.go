@@ -1,6 +1,8 @@
 package bus_test
 
 import (
+	"log/slog"
+	"strings"
 	"encoding/json"
 	"testing"
 	"time"
@@ -54,4 +56,21 @@ func stallDetector(t *testing.T) {
 			}
 		}
 	}()
+}
+
+type tlogWriter struct{ t *testing.T; name string }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s %s %s", time.Now().Format("05.000"), w.name, strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func debugLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelDebug,
+		ReplaceAttr: func(g []string, a slog.Attr) slog.Attr {
+			if a.Key == "time" || a.Key == "level" {
+				return slog.Attr{}
+			}
+			return a
+		}}))
 }

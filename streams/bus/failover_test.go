@@ -30,10 +30,9 @@ func TestPartitionedFailover(t *testing.T) {
 		{name: "crash before commit"},
 		{name: "crash after commit", committed: true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			testFailover(t, tc.committed)
-		})
+		// One at a time: each runs three connections and 32 partition
+		// loops, and a starved machine delays pulls past PinnedTTL.
+		t.Run(tc.name, func(t *testing.T) { testFailover(t, tc.committed) })
 	}
 }
 
@@ -62,7 +61,9 @@ func testFailover(t *testing.T, committed bool) {
 	var crashOnce sync.Once
 	var crashed atomic.Bool
 	var crashTime time.Time
-	doneA := runAsync(actx, cfg(jsA), bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
+	ca := cfg(jsA)
+	ca.Logger = debugLogger(t, "A")
+	doneA := runAsync(actx, ca, bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
 		if crashed.Load() {
 			// The process is gone: nothing more happens here.
 			<-hctx.Done()
@@ -106,7 +107,9 @@ func testFailover(t *testing.T, committed bool) {
 	_, jsB := natstest.Connect(t, e.srv)
 	bctx, cancelB := context.WithCancel(ctx)
 	defer cancelB()
-	doneB := runAsync(bctx, cfg(jsB), bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
+	cb := cfg(jsB)
+	cb.Logger = debugLogger(t, "B")
+	doneB := runAsync(bctx, cb, bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
 		if !crashed.Load() {
 			t.Errorf("standby received %d messages of partition %d while the active instance was alive", len(msgs), p)
 		}
@@ -129,7 +132,9 @@ func testFailover(t *testing.T, committed bool) {
 	}
 	check.mu.Lock()
 	defer check.mu.Unlock()
-	if check.by["a"] < crashAt || check.by["b"] == 0 || committed != (check.skipped > 0) {
+	// Acks lost with the connection can make any crash skip a few; a crash
+	// after commit must skip at least the crashing batch.
+	if check.by["a"] < crashAt || check.by["b"] == 0 || (committed && check.skipped == 0) {
 		t.Errorf("applied by a: %d, by b: %d, skipped as already applied: %d", check.by["a"], check.by["b"], check.skipped)
 	}
 	var worst time.Duration
@@ -137,7 +142,7 @@ func testFailover(t *testing.T, committed bool) {
 		gap := first.Sub(crashTime)
 		worst = max(worst, gap)
 		if gap > pinnedTTL+time.Second {
-			t.Errorf("partition %d: standby applied its first message %s after the crash", p, gap)
+			t.Errorf("partition %d: standby received its first batch %s after the crash", p, gap)
 		}
 	}
 	t.Logf("applied by a: %d, by b: %d, skipped as already applied: %d; standby took over %d partitions, slowest %s after the crash",

@@ -356,9 +356,14 @@ type partition struct {
 	// instance and was settled before the next pull.
 	lastPin  string
 	lastDSeq uint64
+	// lastPull is when the last pull was sent (unix ns); the server
+	// resets the pin timer on each.
+	lastPull atomic.Int64
 	// wg tracks keepalive pulls still waiting for the server's answer.
 	wg sync.WaitGroup
 }
+
+func (pt *partition) lastPullTime() time.Time { return time.Unix(0, pt.lastPull.Load()) }
 
 // held is a fetched message with its parsed metadata.
 type held struct {
@@ -467,12 +472,12 @@ func (pt *partition) fetchBatch(ctx context.Context, batch []held, missing int) 
 		if room <= 0 {
 			return nil, nil
 		}
-		return pt.fetch(ctx, min(room, max(missing, 1)), cfg.FetchWait, true)
+		return pt.fetch(ctx, min(room, max(missing, 1)), cfg.FetchWait)
 	}
 	// Wait for one message, then take what is pending up to a full batch:
 	// a pull for exactly what is there returns at once, where a pull for a
 	// full batch would wait out its expiry whenever less is pending.
-	first, err := pt.fetch(ctx, 1, cfg.FetchWait, true)
+	first, err := pt.fetch(ctx, 1, cfg.FetchWait)
 	if err != nil || len(first) == 0 {
 		return first, err
 	}
@@ -488,7 +493,7 @@ func (pt *partition) fetchBatch(ctx context.Context, batch []held, missing int) 
 	if want == 0 {
 		return first, nil
 	}
-	more, err := pt.fetch(ctx, int(want), cfg.Linger, false)
+	more, err := pt.fetch(ctx, int(want), cfg.Linger)
 	if len(more) > 0 {
 		if md, merr := more[len(more)-1].Metadata(); merr == nil {
 			pt.r.setPending(pt.idx, md.NumPending)
@@ -498,33 +503,39 @@ func (pt *partition) fetchBatch(ctx context.Context, batch []held, missing int) 
 }
 
 // fetch runs one pull of up to n messages that the server ends after wait.
-// A cancellable pull also ends when ctx does; its client side gives up
-// shortly after the server's expiry, so a message racing that expiry may
-// be lost in transit and come back after AckWait (the delivery sequence
-// gap makes the next batch check for it). Short pulls are not cancellable,
-// which leaves the expiry to the server alone.
-func (pt *partition) fetch(ctx context.Context, n int, wait time.Duration, cancellable bool) ([]jetstream.Msg, error) {
-	opts := []jetstream.FetchOpt{jetstream.FetchPriorityGroup(PinGroup)}
-	if cancellable {
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		opts = append(opts, jetstream.FetchContext(fctx))
-	} else {
-		opts = append(opts, jetstream.FetchMaxWait(wait))
-	}
-	b, err := pt.cons.Fetch(n, opts...)
+//
+// The expiry is left to the server: a client that gives up first (as with
+// a context deadline racing the expiry on a loaded machine) abandons a
+// request the server may still serve, and the message, and with it the pin
+// id, is lost in transit until AckWait. When ctx ends, fetch returns at
+// once; what still arrives for the pull is handed back in the background.
+func (pt *partition) fetch(ctx context.Context, n int, wait time.Duration) ([]jetstream.Msg, error) {
+	pt.lastPull.Store(time.Now().UnixNano())
+	t0 := time.Now()
+	b, err := pt.cons.Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(PinGroup))
 	if err != nil {
 		return nil, err
 	}
 	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
+	ch := b.Messages()
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				err := b.Error()
+				pt.log.Debug("DBG fetch", "n", n, "wait", wait, "got", len(msgs), "err", err, "took", time.Since(t0))
+				return msgs, err
+			}
+			msgs = append(msgs, m)
+		case <-ctx.Done():
+			pt.wg.Go(func() {
+				for m := range ch {
+					_ = m.Nak()
+				}
+			})
+			return msgs, ctx.Err()
+		}
 	}
-	err = b.Error()
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = nil
-	}
-	return msgs, err
 }
 
 // checkComplete returns how many messages are delivered but unacknowledged
@@ -553,9 +564,12 @@ func (pt *partition) handle(ctx context.Context, batch []held) error {
 	stopKeepalive := pt.keepalive(batch)
 	defer stopKeepalive()
 
+	t0 := time.Now()
 	err := pt.attempts(ctx, hctx, batch)
+	pt.log.Debug("DBG handled", "n", len(batch), "took", time.Since(t0))
 	if err == nil {
 		pt.ack(hctx, batch)
+		pt.log.Debug("DBG acked", "took", time.Since(t0))
 		return nil
 	}
 	if errors.Is(err, errStopped) {
@@ -658,24 +672,31 @@ func (pt *partition) ack(ctx context.Context, batch []held) {
 }
 
 // keepalive extends the ack deadline of the batch and the instance's pin
-// while the handler works, so a slow batch (or one being retried) neither
-// gets redelivered nor moves to a standby. A crashed process stops both,
-// and the standby takes over after PinnedTTL.
+// while the handler works and acks, so a slow batch (or one being retried)
+// neither gets redelivered nor moves to a standby. A crashed process stops
+// both, and the standby takes over after PinnedTTL. It checks often and
+// acts when a third of either deadline has passed, so a loaded machine
+// that runs the ticker late still renews in time.
 func (pt *partition) keepalive(batch []held) (stop func()) {
 	cfg := &pt.r.cfg
-	every := min(cfg.PinnedTTL, cfg.AckWait) / 3
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(every)
+		t := time.NewTicker(cfg.PinnedTTL / 10)
 		defer t.Stop()
+		lastProgress := time.Now()
 		for {
 			select {
 			case <-done:
 				return
-			case <-t.C:
-				pt.inProgress(batch)
-				pt.renewPin()
+			case now := <-t.C:
+				if now.Sub(lastProgress) >= cfg.AckWait/3 {
+					pt.inProgress(batch)
+					lastProgress = now
+				}
+				if now.Sub(pt.lastPullTime()) >= cfg.PinnedTTL/3 {
+					pt.renewPin()
+				}
 			}
 		}
 	})
@@ -689,6 +710,7 @@ func (pt *partition) keepalive(batch []held) (stop func()) {
 // resets the pin timer on every pull that carries the current pin id, and
 // answers this one with 409 or a timeout instead of a message.
 func (pt *partition) renewPin() {
+	pt.lastPull.Store(time.Now().UnixNano())
 	b, err := pt.cons.Fetch(1, jetstream.FetchMaxBytes(1),
 		jetstream.FetchMaxWait(50*time.Millisecond), jetstream.FetchPriorityGroup(PinGroup))
 	if err != nil {

@@ -50,8 +50,8 @@ type orderChecker struct {
 	skipped int
 	// violations counts keys seen out of order or twice.
 	violations int
-	// by records, per instance, the number of messages applied and the
-	// first time it applied one per partition.
+	// by records, per instance, the number of messages applied and, per
+	// partition, when it first received a batch.
 	by    map[string]int
 	first map[string]map[int]time.Time
 }
@@ -85,12 +85,12 @@ func (c *orderChecker) apply(instance string, p int, msgs []bus.Msg) {
 		c.applied[p] = m.Seq
 		c.total++
 		c.by[instance]++
-		if c.first[instance] == nil {
-			c.first[instance] = map[int]time.Time{}
-		}
-		if _, ok := c.first[instance][p]; !ok {
-			c.first[instance][p] = time.Now()
-		}
+	}
+	if c.first[instance] == nil {
+		c.first[instance] = map[int]time.Time{}
+	}
+	if _, ok := c.first[instance][p]; !ok {
+		c.first[instance][p] = time.Now()
 	}
 }
 
