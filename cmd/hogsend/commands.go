@@ -142,14 +142,14 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *idem != "" {
 		body["idempotencyKey"] = *idem
 	}
-	for flagName, raw := range map[string]string{"eventProperties": *props, "contactProperties": *contactProps} {
-		if raw == "" {
+	for _, f := range []struct{ field, flag, raw string }{{"eventProperties", "props", *props}, {"contactProperties", "contact-props", *contactProps}} {
+		if f.raw == "" {
 			continue
 		}
-		if !json.Valid([]byte(raw)) {
-			return fmt.Errorf("send: --%s is not valid JSON", strings.TrimSuffix(strings.ToLower(flagName[:1])+flagName[1:], "Properties")+"-props")
+		if !json.Valid([]byte(f.raw)) {
+			return fmt.Errorf("send: --%s is not valid JSON", f.flag)
 		}
-		body[flagName] = json.RawMessage(raw)
+		body[f.field] = json.RawMessage(f.raw)
 	}
 	data, _ := json.Marshal(body)
 	nc, err := nats.Connect(url, nats.Name("hogsend-send"), nats.Timeout(3*time.Second))

@@ -102,7 +102,7 @@ func objectField(name string, raw json.RawMessage) (json.RawMessage, error) {
 	}
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '{' {
-		return nil, errcode.InvalidField(name, name+": must be an object")
+		return nil, errcode.InvalidField(name, "must be an object")
 	}
 	return raw, nil
 }
@@ -116,14 +116,14 @@ func (s *Service) upsert(w http.ResponseWriter, r *http.Request) {
 	e := s.newEvent(streams.TypeIdentify, "api")
 	if req.Email != nil {
 		if !httpapi.ValidEmail(*req.Email) {
-			httpapi.WriteError(w, r, errcode.InvalidField("email", "email: must be a valid email address"))
+			httpapi.WriteError(w, r, errcode.InvalidField("email", "must be a valid email address"))
 			return
 		}
 		e.Email = *req.Email
 	}
 	if req.UserID != nil {
 		if *req.UserID == "" {
-			httpapi.WriteError(w, r, errcode.InvalidField("userId", "userId: must not be empty"))
+			httpapi.WriteError(w, r, errcode.InvalidField("userId", "must not be empty"))
 			return
 		}
 		e.UserID = strings.TrimSpace(*req.UserID)
@@ -284,14 +284,14 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	e := s.newEvent(streams.TypeIdentify, "admin")
 	if req.ExternalID != nil {
 		if strings.TrimSpace(*req.ExternalID) == "" {
-			httpapi.WriteError(w, r, errcode.InvalidField("externalId", "externalId: must not be blank"))
+			httpapi.WriteError(w, r, errcode.InvalidField("externalId", "must not be blank"))
 			return
 		}
 		e.UserID = strings.TrimSpace(*req.ExternalID)
 	}
 	if req.Email != nil {
 		if !httpapi.ValidEmail(*req.Email) {
-			httpapi.WriteError(w, r, errcode.InvalidField("email", "email: must be a valid email address"))
+			httpapi.WriteError(w, r, errcode.InvalidField("email", "must be a valid email address"))
 			return
 		}
 		e.Email = *req.Email
@@ -352,7 +352,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
 	e.ContactID = c.ID.String()
 	if req.Email != nil {
 		if !httpapi.ValidEmail(*req.Email) {
-			httpapi.WriteError(w, r, errcode.InvalidField("email", "email: must be a valid email address"))
+			httpapi.WriteError(w, r, errcode.InvalidField("email", "must be a valid email address"))
 			return
 		}
 		e.Email = *req.Email
@@ -392,7 +392,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) {
 		format = "json"
 	}
 	if format != "json" && format != "csv" {
-		httpapi.WriteError(w, r, errcode.InvalidField("format", "format: must be json or csv"))
+		httpapi.WriteError(w, r, errcode.InvalidField("format", "must be json or csv"))
 		return
 	}
 	limit, err := httpapi.QueryInt(r, "limit", 10000, 1, maxExportRows)
@@ -456,7 +456,7 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	typ := r.URL.Query().Get("type")
 	if typ != "" && typ != "event" && typ != "journey" && typ != "email" {
-		httpapi.WriteError(w, r, errcode.InvalidField("type", "type: must be event, journey or email"))
+		httpapi.WriteError(w, r, errcode.InvalidField("type", "must be event, journey or email"))
 		return
 	}
 	entries := []timelineEntry{}
@@ -542,11 +542,11 @@ func (s *Service) testEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Event == nil || *req.Event == "" {
-		httpapi.WriteError(w, r, errcode.InvalidField("event", "event: required"))
+		httpapi.WriteError(w, r, errcode.InvalidField("event", "required"))
 		return
 	}
 	if strings.HasPrefix(*req.Event, "bucket:") || strings.HasPrefix(*req.Event, "journey:") {
-		httpapi.WriteError(w, r, errcode.InvalidField("event", "event: names starting with bucket: or journey: are emitted by the engine"))
+		httpapi.WriteError(w, r, errcode.InvalidField("event", "names starting with bucket: or journey: are emitted by the engine"))
 		return
 	}
 	e := s.newEvent(streams.TypeTrack, "admin")
@@ -557,7 +557,7 @@ func (s *Service) testEvent(w http.ResponseWriter, r *http.Request) {
 	if req.UserEmail != nil {
 		e.Email = strings.TrimSpace(*req.UserEmail)
 		if e.Email != "" && !httpapi.ValidEmail(e.Email) {
-			httpapi.WriteError(w, r, errcode.InvalidField("userEmail", "userEmail: must be a valid email address"))
+			httpapi.WriteError(w, r, errcode.InvalidField("userEmail", "must be a valid email address"))
 			return
 		}
 	}

@@ -57,7 +57,7 @@ func objectField(name string, raw json.RawMessage) (json.RawMessage, error) {
 		return nil, nil
 	}
 	if !isObject(raw) {
-		return nil, errcode.InvalidField(name, name+": must be an object")
+		return nil, errcode.InvalidField(name, "must be an object")
 	}
 	return compact(raw), nil
 }
@@ -75,14 +75,14 @@ func compact(raw json.RawMessage) json.RawMessage {
 // when empty.
 func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) (*streams.Event, error) {
 	if r.Name == nil {
-		return nil, errcode.InvalidField("name", "name: required")
+		return nil, errcode.InvalidField("name", "required")
 	}
 	name := *r.Name
 	if name == "" {
-		return nil, errcode.InvalidField("name", "name: must not be empty")
+		return nil, errcode.InvalidField("name", "must not be empty")
 	}
 	if len(name) > maxNameLength {
-		return nil, errcode.InvalidField("name", fmt.Sprintf("name: must be at most %d characters", maxNameLength))
+		return nil, errcode.InvalidField("name", fmt.Sprintf("must be at most %d characters", maxNameLength))
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
@@ -90,13 +90,13 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 	e := &streams.Event{V: streams.EnvelopeVersion, Type: streams.TypeTrack, Name: name, ReceivedAt: now.UTC(), Source: source}
 	if r.Email != nil {
 		if !httpapi.ValidEmail(*r.Email) {
-			return nil, errcode.InvalidField("email", "email: must be a valid email address")
+			return nil, errcode.InvalidField("email", "must be a valid email address")
 		}
 		e.Email = *r.Email
 	}
 	if r.UserID != nil {
 		if *r.UserID == "" {
-			return nil, errcode.InvalidField("userId", "userId: must not be empty")
+			return nil, errcode.InvalidField("userId", "must not be empty")
 		}
 		e.UserID = strings.TrimSpace(*r.UserID)
 	}
@@ -121,7 +121,7 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 	if r.Timestamp != nil {
 		t, ok := httpapi.ParseTime(*r.Timestamp)
 		if !ok {
-			return nil, errcode.InvalidField("timestamp", "timestamp: must be an ISO-8601 UTC date-time ending in Z")
+			return nil, errcode.InvalidField("timestamp", "must be an ISO-8601 UTC date-time ending in Z")
 		}
 		e.Timestamp = &t
 	}
@@ -133,7 +133,7 @@ func (r *EventRequest) ToEvent(headerKey *string, now time.Time, source string) 
 func CheckName(name string) error {
 	for _, p := range reservedPrefixes {
 		if strings.HasPrefix(name, p) {
-			return errcode.InvalidField("name", fmt.Sprintf("name: events starting with %q are emitted by the engine and cannot be ingested", p))
+			return errcode.InvalidField("name", fmt.Sprintf("events starting with %q are emitted by the engine and cannot be ingested", p))
 		}
 	}
 	return nil

@@ -21,6 +21,7 @@ type SegmentMessage struct {
 	UserID      *string         `json:"userId"`
 	AnonymousID *string         `json:"anonymousId"`
 	Event       *string         `json:"event"`
+	Name        *string         `json:"name"` // page and screen calls
 	Properties  json.RawMessage `json:"properties"`
 	Traits      json.RawMessage `json:"traits"`
 	Context     *struct {
@@ -56,7 +57,7 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 	switch t {
 	case "track":
 		if m.Event == nil || *m.Event == "" {
-			return nil, errcode.InvalidField("event", "event: required")
+			return nil, errcode.InvalidField("event", "required")
 		}
 		if err := CheckName(*m.Event); err != nil {
 			return nil, err
@@ -67,10 +68,22 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 			return nil, err
 		}
 		e.EventProperties = props
+	case "page", "screen":
+		// Stored as a track event named after the call ("page"/"screen"),
+		// with the page or screen name among its properties.
+		e.Type, e.Name = streams.TypeTrack, t
+		props, err := objectField("properties", m.Properties)
+		if err != nil {
+			return nil, err
+		}
+		if m.Name != nil && *m.Name != "" {
+			props = withName(props, *m.Name)
+		}
+		e.EventProperties = props
 	case "identify":
 		e.Type = streams.TypeIdentify
 	default:
-		return nil, errcode.InvalidField("type", fmt.Sprintf("type: %q is not supported (track, identify)", t))
+		return nil, errcode.InvalidField("type", fmt.Sprintf("%q is not supported (track, identify)", t))
 	}
 	traits, err := objectField("traits", m.Traits)
 	if err != nil {
@@ -87,7 +100,7 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 		}
 		if json.Unmarshal(traits, &email) == nil && email.Email != nil && *email.Email != "" {
 			if !httpapi.ValidEmail(*email.Email) {
-				return nil, errcode.InvalidField("traits.email", "traits.email: must be a valid email address")
+				return nil, errcode.InvalidField("traits.email", "must be a valid email address")
 			}
 			e.Email = *email.Email
 		}
@@ -109,7 +122,7 @@ func (m *SegmentMessage) toEvent(kind string, now time.Time) (*streams.Event, er
 		// Segment libraries send RFC 3339 with offsets; store it in UTC.
 		ts, err := time.Parse(time.RFC3339Nano, *m.Timestamp)
 		if err != nil {
-			return nil, errcode.InvalidField("timestamp", "timestamp: must be an RFC 3339 date-time")
+			return nil, errcode.InvalidField("timestamp", "must be an RFC 3339 date-time")
 		}
 		ts = ts.UTC()
 		e.Timestamp = &ts
@@ -133,7 +146,7 @@ func (s *Service) segmentOne(w http.ResponseWriter, r *http.Request, kind string
 	if m.Type == "" {
 		m.Type = kind
 	} else if m.Type != kind {
-		httpapi.WriteError(w, r, errcode.InvalidField("type", fmt.Sprintf("type: must be %q on this route", kind)))
+		httpapi.WriteError(w, r, errcode.InvalidField("type", fmt.Sprintf("must be %q on this route", kind)))
 		return
 	}
 	e, err := m.toEvent(kind, s.now())
@@ -160,11 +173,11 @@ func (s *Service) segmentBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Batch == nil {
-		httpapi.WriteError(w, r, errcode.InvalidField("batch", "batch: required"))
+		httpapi.WriteError(w, r, errcode.InvalidField("batch", "required"))
 		return
 	}
 	if len(req.Batch) > MaxBatchEvents {
-		httpapi.WriteError(w, r, errcode.InvalidField("batch", fmt.Sprintf("batch: at most %d messages per batch", MaxBatchEvents)))
+		httpapi.WriteError(w, r, errcode.InvalidField("batch", fmt.Sprintf("at most %d messages per batch", MaxBatchEvents)))
 		return
 	}
 	now := s.now()
@@ -190,4 +203,17 @@ func (s *Service) segmentBatch(w http.ResponseWriter, r *http.Request) {
 	s.publishItems(r.Context(), "segment", events, at, items)
 	res := summarize(items)
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"success": res.Rejected == 0, "accepted": res.Accepted, "rejected": res.Rejected, "results": res.Results})
+}
+
+// withName adds "name" to an event's properties unless they carry one.
+func withName(props json.RawMessage, name string) json.RawMessage {
+	m := map[string]json.RawMessage{}
+	if len(props) > 0 {
+		_ = json.Unmarshal(props, &m)
+	}
+	if _, ok := m["name"]; !ok {
+		m["name"], _ = json.Marshal(name)
+	}
+	out, _ := json.Marshal(m)
+	return out
 }

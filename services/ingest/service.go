@@ -30,6 +30,7 @@ const (
 type Publisher interface {
 	PublishEvent(ctx context.Context, e *streams.Event) (bus.Published, error)
 	PublishEvents(ctx context.Context, events []*streams.Event) ([]bus.PublishResult, error)
+	StoredEvent(ctx context.Context, seq uint64) (*streams.Event, error)
 }
 
 // Service is the ingestion front door.
@@ -131,7 +132,7 @@ func headerKey(r *http.Request) *string {
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) {
 	var req EventRequest
 	if err := httpapi.DecodeJSON(w, r, &req, maxBodyBytes); err != nil {
-		s.count("events", "rejected", 1)
+		s.count("api", "rejected", 1)
 		httpapi.WriteError(w, r, err)
 		return
 	}
@@ -159,12 +160,23 @@ func (s *Service) publish(ctx context.Context, e *streams.Event, path string) (E
 		s.count(path, "failed", 1)
 		return EventResult{}, unavailable(err)
 	}
-	outcome := "stored"
-	if p.Duplicate {
-		outcome = "duplicate"
+	if !p.Duplicate {
+		s.count(path, "stored", 1)
+		return EventResult{ID: e.ID, Stored: true}, nil
 	}
-	s.count(path, outcome, 1)
-	return EventResult{ID: e.ID, Stored: !p.Duplicate}, nil
+	s.count(path, "duplicate", 1)
+	return EventResult{ID: s.originalID(ctx, e, p.Seq), Stored: false}, nil
+}
+
+// originalID is the id of the event a duplicate repeated, so a retrying
+// client learns the id that was stored. When the stream cannot tell (the
+// copy aged out), the new id is returned: nothing was stored under it.
+func (s *Service) originalID(ctx context.Context, e *streams.Event, seq uint64) string {
+	orig, err := s.pub.StoredEvent(ctx, seq)
+	if err != nil || orig.MsgID() != e.MsgID() {
+		return e.ID
+	}
+	return orig.ID
 }
 
 func unavailable(err error) error {
@@ -195,15 +207,16 @@ type BatchResult struct {
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
 	var req BatchRequest
 	if err := httpapi.DecodeJSON(w, r, &req, maxBatchBodyBytes); err != nil {
+		s.count("batch", "rejected", 1)
 		httpapi.WriteError(w, r, err)
 		return
 	}
 	if req.Events == nil {
-		httpapi.WriteError(w, r, errcode.InvalidField("events", "events: required"))
+		httpapi.WriteError(w, r, errcode.InvalidField("events", "required"))
 		return
 	}
 	if len(req.Events) > MaxBatchEvents {
-		httpapi.WriteError(w, r, errcode.InvalidField("events", fmt.Sprintf("events: at most %d events per batch", MaxBatchEvents)))
+		httpapi.WriteError(w, r, errcode.InvalidField("events", fmt.Sprintf("at most %d events per batch", MaxBatchEvents)))
 		return
 	}
 	now := s.now()
@@ -214,6 +227,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
 		items[i].Index = i
 		e, err := decodeItem(raw, now)
 		if err != nil {
+			s.count("batch", "rejected", 1)
 			items[i].Error, items[i].Code = errcode.Message(err), errcode.Code(err)
 			continue
 		}
@@ -232,7 +246,7 @@ func decodeItem(raw json.RawMessage, now time.Time) (*streams.Event, error) {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, errcode.InvalidField(te.Field, te.Field+": has the wrong type")
+			return nil, errcode.InvalidField(te.Field, "has the wrong type")
 		}
 		return nil, errcode.Invalid("malformed event")
 	}
@@ -263,6 +277,7 @@ func (s *Service) publishItems(ctx context.Context, path string, events []*strea
 			s.count(path, "stored", 1)
 		} else {
 			s.count(path, "duplicate", 1)
+			it.ID = s.originalID(ctx, e, results[j].Seq)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
+	"github.com/seed-eeb360f6/hogsend/streams/natstest"
 )
 
 // publishKeys publishes n events for each of keys users u0…u<keys-1>, each
@@ -169,5 +170,106 @@ func TestPartitionedOrder(t *testing.T) {
 		if l != 0 {
 			t.Errorf("partition %d lag %d after everything was applied", p, l)
 		}
+	}
+}
+
+// A batch that takes longer than PinnedTTL and AckWait keeps its partition:
+// the runner renews the pin and the ack deadline while the handler works,
+// so the standby receives nothing and nothing is redelivered.
+func TestPartitionedSlowBatchKeepsPin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t, 30*time.Second)
+	const key = "u-slow"
+	p := streams.PartitionOf(streams.KeyToken("u:" + key))
+	cfg := bus.PartitionedConfig{JetStream: e.js, Stream: streams.StreamEvents, Root: streams.EventsRoot,
+		Name: "slow", Partitions: []int{p}, PinnedTTL: time.Second}
+
+	var mu sync.Mutex
+	var applied []int
+	started := make(chan struct{})
+	var once sync.Once
+	actx, stopA := context.WithCancel(ctx)
+	defer stopA()
+	doneA := runAsync(actx, cfg, bus.BatchHandlerFunc(func(ctx context.Context, _ int, msgs []bus.Msg) error {
+		once.Do(func() {
+			close(started)
+			time.Sleep(2500 * time.Millisecond)
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			if m.NumDelivered != 1 {
+				t.Errorf("seq %d delivered %d times", m.Seq, m.NumDelivered)
+			}
+			_, n := decodeSeq(t, m.Data)
+			applied = append(applied, n)
+		}
+		return nil
+	}))
+	publishOne := func(n int) {
+		if _, err := e.pub.PublishEvent(ctx, seqEvent(key, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishOne(1)
+	<-started
+
+	_, jsB := natstest.Connect(t, e.srv)
+	cfgB := cfg
+	cfgB.JetStream = jsB
+	bctx, stopB := context.WithCancel(ctx)
+	defer stopB()
+	doneB := runAsync(bctx, cfgB, bus.BatchHandlerFunc(func(ctx context.Context, _ int, msgs []bus.Msg) error {
+		t.Errorf("standby received %d messages while the active instance was working", len(msgs))
+		return nil
+	}))
+	for n := 2; n <= 6; n++ {
+		publishOne(n)
+	}
+	waitFor(t, 10*time.Second, "six events applied by the slow instance", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(applied) == 6
+	})
+	stopB()
+	stopA()
+	waitDone(t, doneA, 5*time.Second)
+	waitDone(t, doneB, 5*time.Second)
+	if !slices.Equal(applied, []int{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("applied %v", applied)
+	}
+}
+
+// Reset deletes the durables, so the next run replays from the start.
+func TestPartitionedReset(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t, 30*time.Second)
+	publishRange(t, ctx, e.pub, 5, 1, 4)
+	cfg := bus.PartitionedConfig{JetStream: e.js, Stream: streams.StreamEvents, Root: streams.EventsRoot,
+		Name: "replay", PinnedTTL: time.Second}
+	for run := range 2 {
+		check := newOrderChecker(t)
+		rctx, stop := context.WithCancel(ctx)
+		done := runAsync(rctx, cfg, bus.BatchHandlerFunc(func(ctx context.Context, p int, msgs []bus.Msg) error {
+			check.apply("r", p, msgs)
+			return nil
+		}))
+		waitFor(t, 10*time.Second, "all events", func() bool { return check.count() == 20 })
+		stop()
+		if err := waitDone(t, done, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		check.checkComplete(5, 4)
+		if run == 0 {
+			if err := bus.Reset(ctx, e.js, streams.StreamEvents, "replay"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Resetting a group that does not exist is not an error.
+	if err := bus.Reset(ctx, e.js, streams.StreamEvents, "nothing"); err != nil {
+		t.Errorf("reset unknown group: %v", err)
 	}
 }
