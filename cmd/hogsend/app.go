@@ -48,6 +48,7 @@ type Main struct {
 	Stdout io.Writer
 
 	banner   string
+	unlock   func()
 	started  time.Time
 	natsSrv  *embedded.Server
 	nc       *nats.Conn
@@ -214,6 +215,9 @@ func createDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 func (m *Main) openNATS(ctx context.Context) error {
 	var err error
 	if m.Config.NATSURL == "" {
+		if m.unlock, err = lockDataDir(m.Config.DataDir); err != nil {
+			return err
+		}
 		m.natsSrv, err = embedded.Start(embedded.Options{
 			DataDir:    filepath.Join(m.Config.DataDir, "nats"),
 			Listen:     m.Config.NATSListen,
@@ -343,6 +347,9 @@ func (m *Main) Close() error {
 		}
 		if m.natsSrv != nil {
 			m.natsSrv.Shutdown()
+		}
+		if m.unlock != nil {
+			m.unlock()
 		}
 		if m.pool != nil {
 			m.pool.Close()

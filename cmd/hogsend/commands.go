@@ -53,13 +53,18 @@ func bareBus(cfg Config) (jetstream.JetStream, func(), error) {
 	if cfg.NATSURL != "" {
 		nc, err = nats.Connect(cfg.NATSURL, nats.Name("hogsend-cli"))
 	} else {
+		unlock, lerr := lockDataDir(cfg.DataDir)
+		if lerr != nil {
+			return nil, nil, lerr
+		}
 		var srv *embedded.Server
 		srv, err = embedded.Start(embedded.Options{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: "off"})
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w (is `hogsend dev` still running on %s? stop it first)", err, cfg.DataDir)
+			unlock()
+			return nil, nil, err
 		}
 		nc, err = srv.Connect()
-		closeFn = srv.Shutdown
+		closeFn = func() { srv.Shutdown(); unlock() }
 	}
 	if err != nil {
 		closeFn()

@@ -107,8 +107,8 @@ func TestIngestion(t *testing.T) {
 			t.Fatalf("first = %+v, %v", first, err)
 		}
 		second, err := ingest.SendEvent(ctx, apiclient.Event{Name: "paid", UserID: "u3", IdempotencyKey: "s3-k1"})
-		if err != nil || second.Stored {
-			t.Fatalf("second = %+v, %v; want stored:false", second, err)
+		if err != nil || second.Stored || second.ID != first.ID {
+			t.Fatalf("second = %+v, %v; want stored:false with the first event's id %s", second, err, first.ID)
 		}
 		rows := waitEvents(t, admin, "u3", 1)
 		if rows[0].ID != first.ID || str(rows[0].IdempotencyKey) != "s3-k1" {
@@ -164,6 +164,12 @@ func TestIngestion(t *testing.T) {
 		}
 		if stored != 1 {
 			t.Fatalf("%d requests got stored:true, want exactly 1", stored)
+		}
+		// Every duplicate answers with the stored event's id.
+		for i, r := range results {
+			if r.ID != storedID {
+				t.Errorf("request %d answered id %s, want %s", i, r.ID, storedID)
+			}
 		}
 		rows := waitEvents(t, admin, "u4", 1)
 		if rows[0].ID != storedID {
@@ -237,8 +243,8 @@ func TestIngestion(t *testing.T) {
 		}
 		// Re-sending a keyed event in a batch is a duplicate.
 		again, err := ingest.SendEvents(ctx, []apiclient.Event{{Name: "b3", UserID: "ub", IdempotencyKey: "batch-k3"}})
-		if err != nil || again.Accepted != 1 || again.Results[0].Stored {
-			t.Errorf("repeat = %+v, %v; want accepted, not stored", again, err)
+		if err != nil || again.Accepted != 1 || again.Results[0].Stored || again.Results[0].ID != res.Results[2].ID {
+			t.Errorf("repeat = %+v, %v; want accepted, not stored, id %s", again, err, res.Results[2].ID)
 		}
 
 		many := make([]apiclient.Event, 501)
@@ -271,8 +277,8 @@ func TestIngestion(t *testing.T) {
 			t.Fatalf("track = %+v, %v", first, err)
 		}
 		again, err := ingest.SegmentTrack(ctx, track, apiclient.WithBasicAuth())
-		if err != nil || !again.Success || again.Stored {
-			t.Fatalf("same messageId = %+v, %v; want stored:false", again, err)
+		if err != nil || !again.Success || again.Stored || again.ID != first.ID {
+			t.Fatalf("same messageId = %+v, %v; want stored:false with id %s", again, err, first.ID)
 		}
 		_, err = admin.WithKey("hsk_nope").SegmentTrack(ctx, track, apiclient.WithBasicAuth())
 		wantAPIError(t, err, http.StatusUnauthorized, "unauthorized", "")
@@ -291,9 +297,10 @@ func TestIngestion(t *testing.T) {
 		batch, err := ingest.SegmentBatch(ctx, []apiclient.SegmentMessage{
 			{Type: "track", UserID: "seg-1", Event: "Viewed", MessageID: "m-3"},
 			{Type: "track", UserID: "seg-1", Event: "Viewed", MessageID: "m-3"},
-			{Type: "page", UserID: "seg-1", MessageID: "m-4"},
+			{Type: "group", UserID: "seg-1", MessageID: "m-4"},
 			{Type: "track", AnonymousID: "anon-1", Event: "Viewed", MessageID: "m-5", Timestamp: "2024-05-01T12:00:00+02:00"},
 			{Type: "track", UserID: "seg-1", Event: "Viewed", MessageID: "m-1"},
+			{Type: "page", UserID: "seg-1", Name: "Home", Properties: map[string]any{"path": "/"}, MessageID: "m-6"},
 		}, apiclient.WithBasicAuth())
 		if err != nil {
 			t.Fatal(err)
@@ -302,12 +309,19 @@ func TestIngestion(t *testing.T) {
 		for _, r := range batch.Results {
 			stored = append(stored, r.Stored)
 		}
-		if batch.Success || batch.Accepted != 4 || batch.Rejected != 1 || !reflect.DeepEqual(stored, []bool{true, false, false, true, false}) ||
-			batch.Results[2].Code != "invalid_request" || !strings.Contains(batch.Results[2].Error, "type") {
+		if batch.Success || batch.Accepted != 5 || batch.Rejected != 1 || !reflect.DeepEqual(stored, []bool{true, false, false, true, false, true}) ||
+			batch.Results[2].Code != "invalid_request" || !strings.Contains(batch.Results[2].Error, "type") ||
+			batch.Results[1].ID != batch.Results[0].ID || batch.Results[4].ID != first.ID {
 			t.Errorf("batch = %+v", batch)
 		}
-		rows := waitEvents(t, admin, "seg-1", 2)
-		if rows[0].Event != "Viewed" || rows[1].Event != "Order Completed" || rows[1].Properties["total"] != 9.5 {
+		rows := waitEvents(t, admin, "seg-1", 3)
+		byName := map[string]apiclient.StoredEvent{}
+		for _, r := range rows {
+			byName[r.Event] = r
+		}
+		if len(byName) != 3 || byName["Order Completed"].Properties["total"] != 9.5 ||
+			!reflect.DeepEqual(byName["page"].Properties, map[string]any{"name": "Home", "path": "/"}) ||
+			str(byName["Viewed"].IdempotencyKey) != "segment:m-3" {
 			t.Errorf("seg-1 rows = %+v", rows)
 		}
 		anon := waitEvents(t, admin, "anon-1", 1)

@@ -5,13 +5,14 @@ import (
 	"net/http"
 )
 
-// SegmentMessage is a track or identify call of the Segment HTTP Tracking
-// API. MessageID deduplicates.
+// SegmentMessage is a track, page, screen or identify call of the Segment
+// HTTP Tracking API. MessageID deduplicates.
 type SegmentMessage struct {
 	Type        string         `json:"type,omitempty"`
 	UserID      string         `json:"userId,omitempty"`
 	AnonymousID string         `json:"anonymousId,omitempty"`
 	Event       string         `json:"event,omitempty"`
+	Name        string         `json:"name,omitempty"` // page and screen calls
 	Properties  map[string]any `json:"properties,omitempty"`
 	Traits      map[string]any `json:"traits,omitempty"`
 	MessageID   string         `json:"messageId,omitempty"`
