@@ -19,8 +19,8 @@ type aliasRow struct {
 	ContactID, Reason, FromContactID string
 }
 
-// alias reads the alias of (kind, value); the API does not expose aliases.
-func alias(t *testing.T, m *Main, kind, value string) (aliasRow, bool) {
+// readAlias reads the alias of (kind, value); the API does not expose aliases.
+func readAlias(t *testing.T, m *Main, kind, value string) (aliasRow, bool) {
 	t.Helper()
 	var a aliasRow
 	err := m.pool.QueryRow(ctxT(t), `SELECT contact_id::text, reason, coalesce(from_contact_id::text, '')
@@ -87,7 +87,7 @@ func TestIdentity(t *testing.T) {
 		if n := liveMatching(t, admin, "e7@x.com"); n != 1 {
 			t.Errorf("%d live contacts with e7@x.com", n)
 		}
-		if a, ok := alias(t, m, "external", "u9"); !ok || a.Reason != "promote" || a.ContactID != e.ID || a.FromContactID != "" {
+		if a, ok := readAlias(t, m, "external", "u9"); !ok || a.Reason != "promote" || a.ContactID != e.ID || a.FromContactID != "" {
 			t.Errorf("alias external:u9 = %+v, %v; want promote to %s", a, ok, e.ID)
 		}
 	})
@@ -140,7 +140,7 @@ func TestIdentity(t *testing.T) {
 		if len(rows) != 2 || len(eventsOf(t, admin, y.ID)) != 0 {
 			t.Errorf("a8 rows = %+v; want x-event and y-event", rows)
 		}
-		if a, ok := alias(t, m, "email", "y8@x.com"); !ok || a.Reason != "merge" || a.ContactID != x.ID || a.FromContactID != y.ID {
+		if a, ok := readAlias(t, m, "email", "y8@x.com"); !ok || a.Reason != "merge" || a.ContactID != x.ID || a.FromContactID != y.ID {
 			t.Errorf("alias email:y8@x.com = %+v, %v; want merge %s → %s", a, ok, y.ID, x.ID)
 		}
 	})
@@ -164,7 +164,7 @@ func TestIdentity(t *testing.T) {
 		if c := waitContact(t, admin, x.ID, nil); str(c.Email) != "x10@x.com" {
 			t.Errorf("survivor email = %s", str(c.Email))
 		}
-		if a, ok := alias(t, m, "email", "y10@x.com"); !ok || a.ContactID != x.ID || a.Reason != "merge" || a.FromContactID != y.ID {
+		if a, ok := readAlias(t, m, "email", "y10@x.com"); !ok || a.ContactID != x.ID || a.Reason != "merge" || a.FromContactID != y.ID {
 			t.Errorf("alias = %+v, %v", a, ok)
 		}
 		if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "e10", Email: "y10@x.com", ContactProperties: map[string]any{"via": "alias"}}); err != nil {
@@ -499,7 +499,7 @@ func TestAdminContacts(t *testing.T) {
 			if err := json.Unmarshal([]byte(rec[2]), &props); err != nil || !reflect.DeepEqual(props, e.Properties) {
 				t.Errorf("row %d properties %q (%v), want %v", i, rec[2], err, e.Properties)
 			}
-			if rec[0] != strings.TrimPrefix(str(e.ExternalID), "<nil>") || rec[1] != strings.TrimPrefix(str(e.Email), "<nil>") ||
+			if rec[0] != strOr(e.ExternalID, "") || rec[1] != strOr(e.Email, "") ||
 				rec[3] != apiclient.FormatTime(e.FirstSeenAt) || rec[4] != apiclient.FormatTime(e.LastSeenAt) {
 				t.Errorf("row %d = %q, want %+v", i, rec, e)
 			}
