@@ -118,7 +118,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.apiRoutes(router, keys, ing, pub)
-		m.goRun("nats ingest", func() error { return ing.ServeNATS(runCtx, m.nc) })
+		sub, err := ing.SubscribeNATS(runCtx, m.nc)
+		if err != nil {
+			return err
+		}
+		m.goRun("nats ingest", func() error { <-runCtx.Done(); return sub.Drain() })
 	}
 	return m.serveHTTP(router)
 }

@@ -100,6 +100,19 @@ func (c *contact) key() string {
 	}
 }
 
+// touch records that an event reached the contact. last_seen_at never
+// moves back: events from ingest nodes with skewed clocks may arrive with
+// an earlier receive time.
+func (c *contact) touch(at time.Time) {
+	if at.After(c.row.LastSeenAt) {
+		c.row.LastSeenAt = at
+	}
+	if at.After(c.row.UpdatedAt) {
+		c.row.UpdatedAt = at
+	}
+	c.dirty = true
+}
+
 func (c *contact) snapshot() streams.Contact {
 	return streams.Contact{
 		ID: c.row.ID.String(), ExternalID: c.row.ExternalID, Email: c.row.Email, AnonymousID: c.row.AnonymousID,
@@ -487,7 +500,7 @@ func (b *batch) resolve(it *item, k keys, patch props, at time.Time, act *stream
 			b.setAlias(e.ID, ak, c.row.ID, nil, false, at)
 		}
 		c.props.link(patch)
-		c.row.LastSeenAt, c.row.UpdatedAt, c.dirty = at, at, true
+		c.touch(at)
 		if newKey := c.key(); newKey != oldKey {
 			b.fold(oldKey, newKey)
 			act.Folds = append(act.Folds, streams.Fold{From: oldKey, To: newKey})
@@ -596,7 +609,7 @@ func (b *batch) merge(it *item, found []*contact, k keys, patch props, at time.T
 			s.row.FirstSeenAt = l.row.FirstSeenAt
 		}
 	}
-	s.row.LastSeenAt, s.row.UpdatedAt, s.dirty = at, at, true
+	s.touch(at)
 
 	if newKey != oldKey {
 		b.fold(oldKey, newKey)
@@ -651,7 +664,7 @@ func (b *batch) edit(it *item, patch props, at time.Time) *contact {
 		b.setAlias(it.event.ID, aliasKey{kindEmail, email}, c.row.ID, nil, false, at)
 	}
 	c.props.link(patch)
-	c.row.LastSeenAt, c.row.UpdatedAt, c.dirty = at, at, true
+	c.touch(at)
 	it.applied.Linked = true
 	return c
 }

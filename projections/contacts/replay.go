@@ -83,41 +83,67 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, opt
 		return ReplayResult{}, fmt.Errorf("reset contacts tables: %w", err)
 	}
 
+	// One ordered pass over the whole stream: across partitions the live
+	// run applied dependent events in stream order (a write route waits
+	// for its event), so replaying in that order rebuilds the same rows.
 	runner := projections.NewRunner(Name, pool, nil, New(Options{Replay: true, Logger: opts.Logger}), opts.Logger)
-	group, err := bus.NewPartitioned(bus.PartitionedConfig{
-		JetStream: js, Stream: streams.StreamEvents, Root: streams.EventsRoot, Name: Name,
-		PinnedTTL: time.Second, Logger: opts.Logger, BatchSize: 512,
-	}, runner)
+	cons, err := js.OrderedConsumer(ctx, streams.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{streams.EventsRoot + ".>"},
+	})
 	if err != nil {
-		return ReplayResult{}, err
+		return ReplayResult{}, fmt.Errorf("read EVENTS: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- group.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
-	tick := time.NewTicker(opts.PollEvery)
-	defer tick.Stop()
-	for {
+	var done uint64
+	for done < info.State.LastSeq && info.State.Msgs > 0 {
+		batch, err := cons.Fetch(replayBatch, jetstream.FetchMaxWait(opts.PollEvery*10))
+		if err != nil {
+			return ReplayResult{}, fmt.Errorf("read EVENTS: %w", err)
+		}
+		var msgs []bus.Msg
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				return ReplayResult{}, fmt.Errorf("read EVENTS: %w", err)
+			}
+			msgs = append(msgs, bus.Msg{Subject: m.Subject(), Seq: md.Sequence.Stream, NumDelivered: 1, Data: m.Data(), Header: m.Headers(), Timestamp: md.Timestamp})
+		}
+		if err := batch.Error(); err != nil && len(msgs) == 0 {
+			return ReplayResult{}, fmt.Errorf("read EVENTS: %w", err)
+		}
+		if len(msgs) == 0 {
+			if ctx.Err() != nil {
+				return ReplayResult{}, ctx.Err()
+			}
+			continue
+		}
+		if err := applyWithRetry(ctx, runner, msgs, opts.Logger); err != nil {
+			return ReplayResult{}, err
+		}
+		done = msgs[len(msgs)-1].Seq
+	}
+	return ReplayResult{Events: info.State.Msgs, Took: time.Since(start)}, nil
+}
+
+// replayBatch is the events applied per replay transaction.
+const replayBatch = 1000
+
+// applyWithRetry retries a batch that failed for a passing reason (a lock
+// conflict, a brief outage) and gives up, failing the replay, after a few
+// attempts: a replay never skips an event.
+func applyWithRetry(ctx context.Context, r *projections.Runner, msgs []bus.Msg, log *slog.Logger) error {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = r.ApplyInOrder(ctx, msgs); err == nil {
+			return nil
+		}
+		log.Warn("replay batch failed, retrying", "attempt", attempt, "first_seq", msgs[0].Seq, "err", err)
 		select {
 		case <-ctx.Done():
-			return ReplayResult{}, ctx.Err()
-		case err := <-done:
-			done <- err
-			return ReplayResult{}, fmt.Errorf("replay stopped: %w", err)
-		case <-tick.C:
-		}
-		lag, err := group.Lag(ctx)
-		if err != nil {
-			continue // durables not created yet
-		}
-		var left uint64
-		for _, n := range lag {
-			left += n
-		}
-		if left == 0 {
-			return ReplayResult{Events: info.State.Msgs, Took: time.Since(start)}, nil
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
+	return fmt.Errorf("replay stopped at event seq %d..%d: %w", msgs[0].Seq, msgs[len(msgs)-1].Seq, err)
 }
 
 func groupActive(ctx context.Context, js jetstream.JetStream) (bool, error) {

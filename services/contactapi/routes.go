@@ -418,6 +418,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) {
 	// reference replaced commas with semicolons instead).
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
+	cw.UseCRLF = true
 	_ = cw.Write([]string{"externalId", "email", "properties", "firstSeenAt", "lastSeenAt"})
 	for _, c := range rows {
 		_ = cw.Write([]string{deref(c.ExternalID), deref(c.Email), string(c.Properties), httpapi.FormatTime(c.FirstSeenAt), httpapi.FormatTime(c.LastSeenAt)})

@@ -165,7 +165,27 @@ func (s *Service) publish(ctx context.Context, e *streams.Event, path string) (E
 		return EventResult{ID: e.ID, Stored: true}, nil
 	}
 	s.count(path, "duplicate", 1)
+	if err := s.reapply(ctx, e); err != nil {
+		return EventResult{}, unavailable(err)
+	}
 	return EventResult{ID: s.originalID(ctx, e, p.Seq), Stored: false}, nil
+}
+
+// reapply keeps the reference's rule for a duplicate (spec 10 §1.3): the
+// event is not stored again, but its contact properties and lists still
+// apply and the contact is seen. The stream dropped the duplicate, so the
+// contact part travels as an identify event of its own.
+func (s *Service) reapply(ctx context.Context, e *streams.Event) error {
+	id := &streams.Event{
+		V: streams.EnvelopeVersion, ID: NewID(), Type: streams.TypeIdentify,
+		UserID: e.UserID, AnonymousID: e.AnonymousID, Email: e.Email,
+		ContactProperties: e.ContactProperties, Lists: e.Lists,
+		ReceivedAt: e.ReceivedAt, Source: e.Source,
+	}
+	if _, err := s.pub.PublishEvent(ctx, id); err != nil {
+		return fmt.Errorf("re-apply duplicate's contact properties: %w", err)
+	}
+	return nil
 }
 
 // originalID is the id of the event a duplicate repeated, so a retrying
@@ -277,6 +297,11 @@ func (s *Service) publishItems(ctx context.Context, path string, events []*strea
 			s.count(path, "stored", 1)
 		} else {
 			s.count(path, "duplicate", 1)
+			if err := s.reapply(ctx, e); err != nil {
+				uerr := unavailable(err)
+				it.ID, it.Error, it.Code = "", errcode.Message(uerr), errcode.Code(uerr)
+				continue
+			}
 			it.ID = s.originalID(ctx, e, results[j].Seq)
 		}
 	}
@@ -294,11 +319,11 @@ func summarize(items []BatchItem) BatchResult {
 	return res
 }
 
-// ServeNATS answers events published on streams.IngestSubject: the body is
-// the POST /v1/events body (optionally with the Idempotency-Key header) and
-// a request gets the same JSON the HTTP route answers. It returns when ctx
-// ends.
-func (s *Service) ServeNATS(ctx context.Context, nc *nats.Conn) error {
+// SubscribeNATS starts answering events published on streams.IngestSubject:
+// the body is the POST /v1/events body (optionally with the
+// Idempotency-Key header) and a request gets the same JSON the HTTP route
+// answers. The subscription is live when it returns; drain it to stop.
+func (s *Service) SubscribeNATS(ctx context.Context, nc *nats.Conn) (*nats.Subscription, error) {
 	sub, err := nc.QueueSubscribe(streams.IngestSubject, "hogsend-ingest", func(m *nats.Msg) {
 		reply := s.handleNATS(ctx, m)
 		if m.Reply != "" {
@@ -308,10 +333,12 @@ func (s *Service) ServeNATS(ctx context.Context, nc *nats.Conn) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", streams.IngestSubject, err)
+		return nil, fmt.Errorf("subscribe %s: %w", streams.IngestSubject, err)
 	}
-	<-ctx.Done()
-	return sub.Drain()
+	if err := nc.Flush(); err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", streams.IngestSubject, err)
+	}
+	return sub, nil
 }
 
 func (s *Service) handleNATS(ctx context.Context, m *nats.Msg) []byte {

@@ -9,6 +9,25 @@ import (
 	"context"
 )
 
+const checkpointAdvanceMany = `-- name: CheckpointAdvanceMany :exec
+INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
+SELECT $1::text, unnest($2::int[]), unnest($3::bigint[])
+ON CONFLICT (consumer, partition) DO UPDATE
+SET last_seq = greatest(cp.last_seq, EXCLUDED.last_seq), updated_at = now()
+`
+
+type CheckpointAdvanceManyParams struct {
+	Consumer   string
+	Partitions []int32
+	Seqs       []int64
+}
+
+// Replay in global order sets the partitions it passed through.
+func (q *Queries) CheckpointAdvanceMany(ctx context.Context, arg CheckpointAdvanceManyParams) error {
+	_, err := q.db.Exec(ctx, checkpointAdvanceMany, arg.Consumer, arg.Partitions, arg.Seqs)
+	return err
+}
+
 const checkpointList = `-- name: CheckpointList :many
 SELECT consumer, partition, last_seq, updated_at FROM projection_checkpoints
 WHERE consumer = $1 ORDER BY partition

@@ -34,3 +34,10 @@ DELETE FROM projection_outbox WHERE consumer = @consumer AND partition = @partit
 
 -- name: OutboxReset :exec
 DELETE FROM projection_outbox WHERE consumer = @consumer;
+
+-- name: CheckpointAdvanceMany :exec
+-- Replay in global order sets the partitions it passed through.
+INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
+SELECT @consumer::text, unnest(@partitions::int[]), unnest(@seqs::bigint[])
+ON CONFLICT (consumer, partition) DO UPDATE
+SET last_seq = greatest(cp.last_seq, EXCLUDED.last_seq), updated_at = now();
