@@ -28,7 +28,6 @@ CREATE TABLE contacts (
 CREATE UNIQUE INDEX contacts_live_external_id ON contacts (external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL;
 CREATE UNIQUE INDEX contacts_live_email ON contacts (lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL;
 CREATE UNIQUE INDEX contacts_live_anonymous_id ON contacts (anonymous_id) WHERE deleted_at IS NULL AND anonymous_id IS NOT NULL;
-CREATE INDEX contacts_live_created ON contacts (created_at DESC) WHERE deleted_at IS NULL;
 
 -- Stale keys pointing at their current owner (promote on link, merge on merge).
 CREATE TABLE contact_aliases (
@@ -59,7 +58,8 @@ CREATE TABLE user_events (
     stream_seq      bigint
 );
 CREATE INDEX user_events_user_event_time ON user_events (user_id, event, occurred_at);
-CREATE INDEX user_events_occurred ON user_events (occurred_at DESC);
+-- No index on occurred_at alone: every index costs each ingested event.
+-- The admin list orders by id, which (UUIDv7) is the ingestion order.
 
 CREATE TABLE api_keys (
     id              uuid PRIMARY KEY,

@@ -182,18 +182,18 @@ func (q *Queries) ContactsInsertFull(ctx context.Context, arg ContactsInsertFull
 }
 
 const contactsLockLiveByKeys = `-- name: ContactsLockLiveByKeys :many
-SELECT id, organization_id, external_id, email, anonymous_id, timezone, properties, first_seen_at, last_seen_at, deleted_at, created_at, updated_at FROM contacts
-WHERE deleted_at IS NULL AND id = ANY(ARRAY(
-  SELECT c.id FROM contacts c WHERE c.external_id = ANY($1::text[]) AND c.deleted_at IS NULL
+SELECT c.id, c.organization_id, c.external_id, c.email, c.anonymous_id, c.timezone, c.properties, c.first_seen_at, c.last_seen_at, c.deleted_at, c.created_at, c.updated_at FROM contacts c JOIN (
+  SELECT o.id FROM unnest($1::text[]) AS k(v) JOIN contacts o ON o.external_id = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT c.id FROM contacts c WHERE lower(c.email) = ANY($2::text[]) AND c.deleted_at IS NULL
+  SELECT o.id FROM unnest($2::text[]) AS k(v) JOIN contacts o ON lower(o.email) = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT c.id FROM contacts c WHERE c.anonymous_id = ANY($3::text[]) AND c.deleted_at IS NULL
+  SELECT o.id FROM unnest($3::text[]) AS k(v) JOIN contacts o ON o.anonymous_id = k.v AND o.deleted_at IS NULL
   UNION
   SELECT unnest($4::uuid[])
-))
-ORDER BY id
-FOR UPDATE
+) ids ON c.id = ids.id
+WHERE c.deleted_at IS NULL
+ORDER BY c.id
+FOR UPDATE OF c
 `
 
 type ContactsLockLiveByKeysParams struct {
@@ -205,9 +205,9 @@ type ContactsLockLiveByKeysParams struct {
 
 // Loads (and row-locks, in id order) the live owners of a batch's keys, so
 // a batch on another partition reaching the same contact through another
-// key waits instead of overwriting. The ids are collected first (one index
-// lookup per key kind) and the rows then read by primary key, which keeps
-// the plan an index scan whatever the table statistics say.
+// key waits instead of overwriting. Keys are joined from unnest() rather
+// than tested with = ANY(), which degrades to a scan comparing every row
+// with every key when the planner has no statistics yet.
 func (q *Queries) ContactsLockLiveByKeys(ctx context.Context, arg ContactsLockLiveByKeysParams) ([]Contact, error) {
 	rows, err := q.db.Query(ctx, contactsLockLiveByKeys,
 		arg.ExternalIds,

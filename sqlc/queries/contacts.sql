@@ -29,21 +29,21 @@ TRUNCATE contact_aliases, user_events, contacts;
 -- name: ContactsLockLiveByKeys :many
 -- Loads (and row-locks, in id order) the live owners of a batch's keys, so
 -- a batch on another partition reaching the same contact through another
--- key waits instead of overwriting. The ids are collected first (one index
--- lookup per key kind) and the rows then read by primary key, which keeps
--- the plan an index scan whatever the table statistics say.
-SELECT * FROM contacts
-WHERE deleted_at IS NULL AND id = ANY(ARRAY(
-  SELECT c.id FROM contacts c WHERE c.external_id = ANY(@external_ids::text[]) AND c.deleted_at IS NULL
+-- key waits instead of overwriting. Keys are joined from unnest() rather
+-- than tested with = ANY(), which degrades to a scan comparing every row
+-- with every key when the planner has no statistics yet.
+SELECT c.* FROM contacts c JOIN (
+  SELECT o.id FROM unnest(@external_ids::text[]) AS k(v) JOIN contacts o ON o.external_id = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT c.id FROM contacts c WHERE lower(c.email) = ANY(@emails::text[]) AND c.deleted_at IS NULL
+  SELECT o.id FROM unnest(@emails::text[]) AS k(v) JOIN contacts o ON lower(o.email) = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT c.id FROM contacts c WHERE c.anonymous_id = ANY(@anonymous_ids::text[]) AND c.deleted_at IS NULL
+  SELECT o.id FROM unnest(@anonymous_ids::text[]) AS k(v) JOIN contacts o ON o.anonymous_id = k.v AND o.deleted_at IS NULL
   UNION
   SELECT unnest(@ids::uuid[])
-))
-ORDER BY id
-FOR UPDATE;
+) ids ON c.id = ids.id
+WHERE c.deleted_at IS NULL
+ORDER BY c.id
+FOR UPDATE OF c;
 
 -- name: ContactsUpdateMany :execrows
 UPDATE contacts c SET
