@@ -58,8 +58,7 @@ CREATE TABLE user_events (
     stream_seq      bigint
 );
 CREATE INDEX user_events_user_event_time ON user_events (user_id, event, occurred_at);
--- No index on occurred_at alone: every index costs each ingested event.
--- The admin list orders by id, which (UUIDv7) is the ingestion order.
+CREATE INDEX user_events_occurred ON user_events (occurred_at DESC);
 
 CREATE TABLE api_keys (
     id              uuid PRIMARY KEY,

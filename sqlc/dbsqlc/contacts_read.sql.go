@@ -265,7 +265,7 @@ func (q *Queries) UserEventGet(ctx context.Context, id uuid.UUID) (UserEvent, er
 const userEventList = `-- name: UserEventList :many
 SELECT id, organization_id, user_id, event, properties, idempotency_key, occurred_at, stream_seq FROM user_events
 WHERE ($1::text = '' OR event = $1) AND ($2::text = '' OR user_id = $2)
-ORDER BY id DESC
+ORDER BY occurred_at DESC, id DESC
 LIMIT $4 OFFSET $3
 `
 
@@ -276,7 +276,6 @@ type UserEventListParams struct {
 	Lim    int32
 }
 
-// Newest ingested first (ids are UUIDv7).
 func (q *Queries) UserEventList(ctx context.Context, arg UserEventListParams) ([]UserEvent, error) {
 	rows, err := q.db.Query(ctx, userEventList,
 		arg.Event,

@@ -42,10 +42,9 @@ LIMIT @lim OFFSET @off;
 SELECT count(*) FROM user_events WHERE user_id = @user_id;
 
 -- name: UserEventList :many
--- Newest ingested first (ids are UUIDv7).
 SELECT * FROM user_events
 WHERE (@event::text = '' OR event = @event) AND (@user_id::text = '' OR user_id = @user_id)
-ORDER BY id DESC
+ORDER BY occurred_at DESC, id DESC
 LIMIT @lim OFFSET @off;
 
 -- name: UserEventCount :one
