@@ -24,6 +24,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/projections"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
 	"github.com/seed-eeb360f6/hogsend/schema"
+	"github.com/seed-eeb360f6/hogsend/services/admin"
 	"github.com/seed-eeb360f6/hogsend/services/apikey"
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
@@ -118,6 +119,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.apiRoutes(router, keys, ing, pub)
+		admin.NewDLQ(deadLetters).Routes(router, keys)
 		sub, err := ing.SubscribeNATS(runCtx, m.nc)
 		if err != nil {
 			return err

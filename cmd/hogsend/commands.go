@@ -238,3 +238,78 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("apikey: unknown subcommand %q (create, list, revoke)", sub)
 	}
 }
+
+func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: hogsend dlq list [--source S] [--status pending] | dlq retry <id> | dlq discard <id>")
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlagSet("dlq "+sub, stderr)
+	source := fs.String("source", "", "only dead letters of this consumer")
+	status := fs.String("status", bus.DeadLetterPending, "pending, retried or discarded (empty: all)")
+	cfg, err := loadConfig(fs, rest)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var store *bus.DeadLetterStore
+	if sub == "retry" {
+		js, closeBus, err := bareBus(cfg)
+		if err != nil {
+			return err
+		}
+		defer closeBus()
+		store = bus.NewDeadLetterStore(pool, js)
+	} else {
+		store = bus.NewDeadLetterStore(pool, nil)
+	}
+	idArg := func() (uuid.UUID, error) {
+		if fs.NArg() != 1 {
+			return uuid.Nil, fmt.Errorf("usage: hogsend dlq %s <id>", sub)
+		}
+		id, err := uuid.Parse(fs.Arg(0))
+		if err != nil {
+			return uuid.Nil, fmt.Errorf("dlq %s: %q is not a dead letter id", sub, fs.Arg(0))
+		}
+		return id, nil
+	}
+	switch sub {
+	case "list":
+		rows, total, err := store.List(ctx, bus.DeadLetterFilter{Source: *source, Status: *status, Limit: 100})
+		if err != nil {
+			return err
+		}
+		for _, dl := range rows {
+			fmt.Fprintf(stdout, "%s  %-10s  %-9s  %s  %s\n", dl.ID, dl.Source, dl.Status, dl.CreatedAt.Format(time.RFC3339), dl.Error)
+		}
+		fmt.Fprintf(stdout, "%d of %d shown\n", len(rows), total)
+		return nil
+	case "retry":
+		id, err := idArg()
+		if err != nil {
+			return err
+		}
+		if _, err := store.Retry(ctx, id); err != nil {
+			return fmt.Errorf("dlq retry: %w", err)
+		}
+		fmt.Fprintln(stdout, "re-published", id)
+		return nil
+	case "discard":
+		id, err := idArg()
+		if err != nil {
+			return err
+		}
+		if _, err := store.Discard(ctx, id); err != nil {
+			return fmt.Errorf("dlq discard: %w", err)
+		}
+		fmt.Fprintln(stdout, "discarded", id)
+		return nil
+	default:
+		return fmt.Errorf("dlq: unknown subcommand %q (list, retry, discard)", sub)
+	}
+}

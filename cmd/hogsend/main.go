@@ -29,6 +29,8 @@ Commands:
                        publish a test event over NATS
   apikey create --scope S [--scope S] [--name N]
   apikey list | apikey revoke <id>
+  dlq list|retry <id>|discard <id>
+                       inspect and re-drive dead letters
   bench [--events N]   measure throughput, latency and memory (see BENCHMARKS.md)
   version              print the version
 
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, rest, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version":
