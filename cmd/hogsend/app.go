@@ -118,8 +118,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		m.apiRoutes(router, keys, ing, pub)
-		admin.NewDLQ(deadLetters).Routes(router, keys)
+		m.apiRoutes(router, keys, ing, pub, deadLetters)
 		sub, err := ing.SubscribeNATS(runCtx, m.nc)
 		if err != nil {
 			return err
@@ -269,12 +268,13 @@ func (m *Main) startContacts(ctx context.Context, pub *bus.Publisher, dl *bus.De
 	return nil
 }
 
-func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest.Service, pub *bus.Publisher) {
+func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest.Service, pub *bus.Publisher, dl *bus.DeadLetterStore) {
 	limiter := httpapi.NewRateLimiter(httpapi.RateLimitOptions{Limit: m.Config.RateLimit, Disabled: m.Config.RateLimit == 0})
 	router.Use("/v1/admin", httpapi.Authenticate(keys), httpapi.RateLimit(limiter))
 	ing.Routes(router, keys)
 	contactapi.New(m.pool, m.nc, pub, contactapi.Options{Logger: m.Log, ApplyTimeout: m.Config.ApplyTimeout}).Routes(router, keys)
 	keys.Routes(router, keys)
+	admin.NewDLQ(dl).Routes(router, keys)
 	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
 		Summary: "This OpenAPI document", Tags: []string{"meta"},
 	})

@@ -24,7 +24,7 @@ func routesOf(t *testing.T, cfg Config) []httpapi.Route {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.apiRoutes(router, apikey.New(nil, apikey.Options{}), ing, nil)
+	m.apiRoutes(router, apikey.New(nil, apikey.Options{}), ing, nil, nil)
 	return router.Routes()
 }
 
@@ -38,6 +38,7 @@ var usedRoutes = []string{
 	"GET /v1/admin/contacts/{id}/timeline",
 	"GET /v1/admin/events", "POST /v1/admin/events", "GET /v1/admin/events/{id}",
 	"GET /v1/admin/api-keys", "POST /v1/admin/api-keys",
+	"GET /v1/admin/dlq", "GET /v1/admin/dlq/{id}", "POST /v1/admin/dlq/{id}/retry", "DELETE /v1/admin/dlq/{id}",
 	"GET /v1/health", "GET /v1/health/ready", "GET /v1/openapi.json",
 }
 
