@@ -265,6 +265,21 @@ func (m *Main) startContacts(ctx context.Context, pub *bus.Publisher, dl *bus.De
 	}
 	m.contacts = p
 	m.goRun("contacts projection", func() error { return p.Run(ctx) })
+	// Keep hogsend_consumer_pending current between readiness probes.
+	m.goRun("contacts lag", func() error {
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				if _, err := p.Lag(ctx); err != nil && ctx.Err() == nil {
+					m.Log.Debug("read contacts lag", "err", err)
+				}
+			}
+		}
+	})
 	return nil
 }
 
