@@ -23,7 +23,7 @@ func (r *Runner) ApplyInOrder(ctx context.Context, msgs []bus.Msg) error {
 		return fmt.Errorf("begin replay batch: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	if _, err := r.proj.Apply(ctx, tx, -1, msgs); err != nil {
+	if _, err := r.proj.Apply(ctx, tx, msgs); err != nil {
 		return classify(err)
 	}
 	last := map[int]int64{}

@@ -22,12 +22,13 @@ import (
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
-// Projector applies the messages of one partition, in stream order, inside
-// tx. It returns the durable messages to publish once tx commits and an
-// optional callback run after they were published (for best-effort
-// notifications).
+// Projector applies messages in order inside tx. Messages of one
+// partition come in stream order; messages of different partitions may be
+// interleaved (a commit group spans partitions). It returns the durable
+// messages to publish once tx commits and an optional callback run after
+// they were published (for best-effort notifications).
 type Projector interface {
-	Apply(ctx context.Context, tx pgx.Tx, partition int, msgs []bus.Msg) (Output, error)
+	Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (Output, error)
 }
 
 // Output is what a batch derives.
@@ -35,6 +36,9 @@ type Output struct {
 	// Outbox messages are stored with the batch and published after commit
 	// with their MsgID, so a crash in between republishes them harmlessly.
 	Outbox []bus.OutMsg
+	// OutboxFrom holds, for each Outbox message, the stream sequence of the
+	// input message it derives from (it tells which partition owns it).
+	OutboxFrom []uint64
 	// AfterPublish runs after the outbox was published; failures there are
 	// not retried (used for core-NATS notifications).
 	AfterPublish func(ctx context.Context)
@@ -46,7 +50,19 @@ type Publisher interface {
 	PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error
 }
 
+// maxCommitters bounds the transactions a runner has open at once; the
+// other partitions' batches queue and join the next commit group.
+const maxCommitters = 2
+
 // Runner adapts a Projector to the bus's partitioned batch handler.
+//
+// Batches of several partitions that are ready at the same time are
+// applied together in one transaction (group commit): while a transaction
+// runs, batches arriving from other partitions queue, and the next
+// transaction takes them all. At low rates a batch commits alone and at
+// once; under load transactions grow instead of multiplying, which is what
+// keeps the per-event cost of the checkpoints, the outbox and the commit
+// small.
 type Runner struct {
 	name string
 	pool *pgxpool.Pool
@@ -54,8 +70,10 @@ type Runner struct {
 	proj Projector
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	parts map[int]*partState
+	mu         sync.Mutex
+	parts      map[int]*partState
+	queue      []*request
+	committers int
 }
 
 // partState is what this process knows of a partition it applies. Batches
@@ -70,6 +88,14 @@ type partState struct {
 	known       bool
 }
 
+type request struct {
+	partition int
+	msgs      []bus.Msg
+	done      chan error
+	// lead tells a waiting request to become the committer.
+	lead chan struct{}
+}
+
 // NewRunner returns the runner of the consumer called name.
 func NewRunner(name string, pool *pgxpool.Pool, pub Publisher, proj Projector, log *slog.Logger) *Runner {
 	if log == nil {
@@ -79,8 +105,6 @@ func NewRunner(name string, pool *pgxpool.Pool, pub Publisher, proj Projector, l
 }
 
 func (r *Runner) state(partition int) *partState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := r.parts[partition]
 	if st == nil {
 		st = &partState{}
@@ -89,22 +113,82 @@ func (r *Runner) state(partition int) *partState {
 	return st
 }
 
-// HandleBatch implements bus.BatchHandler: one transaction applies the
-// batch, advances the checkpoint and replaces the partition's outbox row;
-// after commit the outbox is published.
+// HandleBatch implements bus.BatchHandler. The caller that finds fewer
+// than maxCommitters transactions running becomes a committer: it applies
+// every queued batch, its own included, in one group. Afterwards it hands
+// the committer role to the oldest waiting batch (so no partition is kept
+// from fetching by serving the others) and returns its own outcome.
 func (r *Runner) HandleBatch(ctx context.Context, partition int, msgs []bus.Msg) error {
-	st := r.state(partition)
-	out, err := r.apply(ctx, partition, msgs, st)
+	req := &request{partition: partition, msgs: msgs, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	r.mu.Lock()
+	r.queue = append(r.queue, req)
+	if r.committers >= maxCommitters {
+		r.mu.Unlock()
+		select {
+		case err := <-req.done:
+			return err
+		case <-req.lead:
+			r.mu.Lock()
+		}
+	} else {
+		r.committers++
+	}
+	group := r.queue
+	r.queue = nil
+	r.mu.Unlock()
+	if len(group) > 0 { // the other committer may have taken it meanwhile
+		r.commitGroup(ctx, group)
+	}
+	r.mu.Lock()
+	if len(r.queue) > 0 {
+		r.queue[0].lead <- struct{}{} // the role passes on; the count stays
+	} else {
+		r.committers--
+	}
+	r.mu.Unlock()
+	return <-req.done
+}
+
+// commitGroup applies a group; if the group fails, each batch is tried in
+// a transaction of its own so one bad batch cannot hold the others back.
+func (r *Runner) commitGroup(ctx context.Context, group []*request) {
+	if len(group) == 1 {
+		group[0].done <- r.commit(ctx, group)
+		return
+	}
+	if err := r.commit(ctx, group); err == nil {
+		for _, req := range group {
+			req.done <- nil
+		}
+		return
+	}
+	for _, req := range group {
+		req.done <- r.commit(ctx, []*request{req})
+	}
+}
+
+// commit applies the batches of group (distinct partitions) in one
+// transaction, then publishes their outboxes.
+func (r *Runner) commit(ctx context.Context, group []*request) error {
+	r.mu.Lock()
+	states := make([]*partState, len(group))
+	for i, req := range group {
+		states[i] = r.state(req.partition)
+	}
+	r.mu.Unlock()
+	out, err := r.apply(ctx, group, states)
 	if err != nil {
 		return err
 	}
 	if len(out.msgs) > 0 && r.pub != nil {
 		if err := r.pub.PublishAsyncBatch(ctx, out.msgs); err != nil {
-			// Committed but not out: the next attempt republishes the row.
+			// Committed but not out: the next attempt republishes the rows.
 			return fmt.Errorf("publish outbox: %w", err)
 		}
 	}
-	st.unpublished = false
+	for _, st := range states {
+		st.unpublished = false
+	}
 	if out.after != nil {
 		out.after(ctx)
 	}
@@ -116,75 +200,132 @@ type applied struct {
 	after func(ctx context.Context)
 }
 
-func (r *Runner) apply(ctx context.Context, partition int, msgs []bus.Msg, st *partState) (applied, error) {
+func (r *Runner) apply(ctx context.Context, group []*request, states []*partState) (applied, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return applied{}, fmt.Errorf("begin batch: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	q := dbsqlc.New(tx)
-	key := dbsqlc.CheckpointLockParams{Consumer: r.name, Partition: int32(partition)}
-	checkpoint, err := q.CheckpointLock(ctx, key)
-	if err != nil {
-		return applied{}, fmt.Errorf("lock checkpoint: %w", err)
+
+	partitions := make([]int32, len(group))
+	for i, req := range group {
+		partitions[i] = int32(req.partition)
 	}
-	// Messages a previous batch committed but may not have published: ours
+	rows, err := q.CheckpointLockMany(ctx, dbsqlc.CheckpointLockManyParams{Consumer: r.name, Partitions: partitions})
+	if err != nil {
+		return applied{}, fmt.Errorf("lock checkpoints: %w", err)
+	}
+	checkpoint := make(map[int]int64, len(rows))
+	for _, row := range rows {
+		checkpoint[int(row.Partition)] = row.LastSeq
+	}
+
+	// Messages earlier batches committed but may not have published: ours
 	// after a failed publish, or another instance's after a takeover.
-	var pending []bus.OutMsg
-	hadRows := st.known || st.unpublished
-	if !st.known || st.unpublished || checkpoint != st.committed {
-		rows, err := q.OutboxList(ctx, dbsqlc.OutboxListParams{Consumer: r.name, Partition: int32(partition)})
+	var stale []int32
+	for i, req := range group {
+		st := states[i]
+		if !st.known || st.unpublished || checkpoint[req.partition] != st.committed {
+			stale = append(stale, int32(req.partition))
+		}
+	}
+	pending := map[int][]bus.OutMsg{}
+	hadRows := map[int]bool{}
+	for i, req := range group {
+		hadRows[req.partition] = states[i].known
+	}
+	if len(stale) > 0 {
+		leftovers, err := q.OutboxListMany(ctx, dbsqlc.OutboxListManyParams{Consumer: r.name, Partitions: stale})
 		if err != nil {
 			return applied{}, fmt.Errorf("read outbox: %w", err)
 		}
-		for _, row := range rows {
+		for _, p := range stale {
+			hadRows[int(p)] = false
+		}
+		for _, row := range leftovers {
 			m, err := decodeOutbox(row.Payload)
 			if err != nil {
 				return applied{}, bus.Permanent(fmt.Errorf("decode outbox row %d: %w", row.Seq, err))
 			}
-			pending = append(pending, m...)
+			pending[int(row.Partition)] = append(pending[int(row.Partition)], m...)
+			hadRows[int(row.Partition)] = true
 		}
-		hadRows = len(rows) > 0
 	}
-	fresh := msgs[:0:0]
-	for _, m := range msgs {
-		if int64(m.Seq) > checkpoint {
-			fresh = append(fresh, m)
+
+	var fresh []bus.Msg
+	partOf := map[uint64]int{}
+	last := map[int]int64{}
+	for _, req := range group {
+		cp := checkpoint[req.partition]
+		last[req.partition] = cp
+		for _, m := range req.msgs {
+			if int64(m.Seq) > cp {
+				fresh = append(fresh, m)
+				partOf[m.Seq] = req.partition
+				last[req.partition] = int64(m.Seq)
+			}
 		}
 	}
 	var out Output
 	if len(fresh) > 0 {
-		if out, err = r.proj.Apply(ctx, tx, partition, fresh); err != nil {
+		if out, err = r.proj.Apply(ctx, tx, fresh); err != nil {
 			return applied{}, classify(err)
 		}
 	}
-	all := append(pending, out.Outbox...)
-	last := checkpoint
-	if len(fresh) > 0 {
-		last = int64(fresh[len(fresh)-1].Seq)
+	derived := pending
+	for i, m := range out.Outbox {
+		p := partOf[out.OutboxFrom[i]]
+		derived[p] = append(derived[p], m)
 	}
-	if hadRows {
-		// The previous row was published (or is folded into this one).
-		if err := q.OutboxDeletePartition(ctx, dbsqlc.OutboxDeletePartitionParams{Consumer: r.name, Partition: int32(partition)}); err != nil {
+
+	var clear []int32
+	var ins dbsqlc.OutboxInsertManyParams
+	var set dbsqlc.CheckpointSetManyParams
+	var all []bus.OutMsg
+	for _, req := range group {
+		p := req.partition
+		if hadRows[p] {
+			clear = append(clear, int32(p)) // published, or folded into the new row
+		}
+		if msgs := derived[p]; len(msgs) > 0 {
+			ins.Partitions = append(ins.Partitions, int32(p))
+			ins.Seqs = append(ins.Seqs, last[p])
+			ins.Messages = append(ins.Messages, int32(len(msgs)))
+			ins.Payloads = append(ins.Payloads, encodeOutbox(msgs))
+			all = append(all, msgs...)
+		}
+		if last[p] != checkpoint[p] {
+			set.Partitions = append(set.Partitions, int32(p))
+			set.Seqs = append(set.Seqs, last[p])
+		}
+	}
+	if len(clear) > 0 {
+		if err := q.OutboxDeleteMany(ctx, dbsqlc.OutboxDeleteManyParams{Consumer: r.name, Partitions: clear}); err != nil {
 			return applied{}, fmt.Errorf("clear outbox: %w", err)
 		}
 	}
-	if len(all) > 0 {
-		if err := q.OutboxInsert(ctx, dbsqlc.OutboxInsertParams{Consumer: r.name, Partition: int32(partition), Seq: last, Messages: int32(len(all)), Payload: encodeOutbox(all)}); err != nil {
+	if len(ins.Partitions) > 0 {
+		ins.Consumer = r.name
+		if err := q.OutboxInsertMany(ctx, ins); err != nil {
 			return applied{}, fmt.Errorf("store outbox: %w", err)
 		}
 	}
-	if last != checkpoint {
-		if err := q.CheckpointSet(ctx, dbsqlc.CheckpointSetParams{Consumer: r.name, Partition: int32(partition), LastSeq: last}); err != nil {
-			return applied{}, fmt.Errorf("advance checkpoint: %w", err)
+	if len(set.Partitions) > 0 {
+		set.Consumer = r.name
+		if err := q.CheckpointSetMany(ctx, set); err != nil {
+			return applied{}, fmt.Errorf("advance checkpoints: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return applied{}, classify(fmt.Errorf("commit batch: %w", err))
 	}
-	st.known, st.committed, st.unpublished = true, last, len(all) > 0
-	if len(pending) > 0 {
-		r.log.Info("republishing outbox left by an interrupted batch", "consumer", r.name, "partition", partition, "messages", len(pending))
+	for i, req := range group {
+		st := states[i]
+		st.known, st.committed, st.unpublished = true, last[req.partition], len(derived[req.partition]) > 0
+		if n := len(pending[req.partition]); n > 0 {
+			r.log.Info("republishing outbox left by an interrupted batch", "consumer", r.name, "partition", req.partition, "messages", n)
+		}
 	}
 	return applied{msgs: all, after: out.AfterPublish}, nil
 }

@@ -177,7 +177,7 @@ type batch struct {
 }
 
 // Apply implements projections.Projector.
-func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, partition int, msgs []bus.Msg) (projections.Output, error) {
+func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (projections.Output, error) {
 	q := dbsqlc.New(tx)
 	items := make([]*item, 0, len(msgs))
 	for _, m := range msgs {
@@ -456,7 +456,7 @@ func (b *batch) apply(i int, it *item) {
 		b.ev.Ids = append(b.ev.Ids, uuid.MustParse(e.ID))
 		b.ev.UserIds = append(b.ev.UserIds, c.key())
 		b.ev.Events = append(b.ev.Events, e.Name)
-		b.ev.Properties = append(b.ev.Properties, props)
+		b.ev.Properties = append(b.ev.Properties, string(props))
 		b.ev.IdempotencyKeys = append(b.ev.IdempotencyKeys, idem)
 		b.ev.OccurredAts = append(b.ev.OccurredAts, e.OccurredAt().UTC())
 		b.ev.Seqs = append(b.ev.Seqs, int64(it.msg.Seq))
@@ -724,7 +724,7 @@ func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[uuid.UUID]boo
 		ins.ExternalIds = append(ins.ExternalIds, deref(c.row.ExternalID))
 		ins.Emails = append(ins.Emails, deref(c.row.Email))
 		ins.AnonymousIds = append(ins.AnonymousIds, deref(c.row.AnonymousID))
-		ins.Properties = append(ins.Properties, c.props.encode())
+		ins.Properties = append(ins.Properties, string(c.props.encode()))
 		ins.FirstSeenAts = append(ins.FirstSeenAts, c.row.FirstSeenAt)
 		ins.LastSeenAts = append(ins.LastSeenAts, c.row.LastSeenAt)
 		ins.CreatedAts = append(ins.CreatedAts, c.row.CreatedAt)
@@ -778,7 +778,7 @@ func appendUpdate(p *dbsqlc.ContactsUpdateManyParams, c *contact) {
 	p.ExternalIds = append(p.ExternalIds, deref(c.row.ExternalID))
 	p.Emails = append(p.Emails, deref(c.row.Email))
 	p.AnonymousIds = append(p.AnonymousIds, deref(c.row.AnonymousID))
-	p.Properties = append(p.Properties, c.props.encode())
+	p.Properties = append(p.Properties, string(c.props.encode()))
 	p.FirstSeenAts = append(p.FirstSeenAts, c.row.FirstSeenAt)
 	p.LastSeenAts = append(p.LastSeenAts, c.row.LastSeenAt)
 	p.UpdatedAts = append(p.UpdatedAts, c.row.UpdatedAt)
@@ -849,6 +849,7 @@ func (p *Projector) output(items []*item, stored map[uuid.UUID]bool) projections
 					MsgID:   it.event.ID,
 					Data:    data,
 				})
+				out.OutboxFrom = append(out.OutboxFrom, it.msg.Seq)
 			}
 		}
 		if it.event.Notify {

@@ -7,7 +7,6 @@ package dbsqlc
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -147,7 +146,7 @@ func (q *Queries) ContactLockKeys(ctx context.Context, keys []string) error {
 const contactsInsertFull = `-- name: ContactsInsertFull :exec
 INSERT INTO contacts (id, external_id, email, anonymous_id, properties, first_seen_at, last_seen_at, created_at, updated_at, deleted_at)
 SELECT unnest($1::uuid[]), nullif(unnest($2::text[]), ''), nullif(unnest($3::text[]), ''),
-       nullif(unnest($4::text[]), ''), unnest($5::jsonb[]),
+       nullif(unnest($4::text[]), ''), unnest($5::text[])::jsonb,
        unnest($6::timestamptz[]), unnest($7::timestamptz[]),
        unnest($8::timestamptz[]), unnest($9::timestamptz[]), nullif(unnest($10::timestamptz[]), '0001-01-01T00:00:00Z')
 `
@@ -157,7 +156,7 @@ type ContactsInsertFullParams struct {
 	ExternalIds  []string
 	Emails       []string
 	AnonymousIds []string
-	Properties   []json.RawMessage
+	Properties   []string
 	FirstSeenAts []time.Time
 	LastSeenAts  []time.Time
 	CreatedAts   []time.Time
@@ -266,7 +265,7 @@ FROM (
          nullif(unnest($2::text[]), '') AS external_id,
          nullif(unnest($3::text[]), '') AS email,
          nullif(unnest($4::text[]), '') AS anonymous_id,
-         unnest($5::jsonb[]) AS properties,
+         unnest($5::text[])::jsonb AS properties,
          unnest($6::timestamptz[]) AS first_seen_at,
          unnest($7::timestamptz[]) AS last_seen_at,
          unnest($8::timestamptz[]) AS updated_at,
@@ -280,7 +279,7 @@ type ContactsUpdateManyParams struct {
 	ExternalIds  []string
 	Emails       []string
 	AnonymousIds []string
-	Properties   []json.RawMessage
+	Properties   []string
 	FirstSeenAts []time.Time
 	LastSeenAts  []time.Time
 	UpdatedAts   []time.Time
@@ -307,7 +306,7 @@ func (q *Queries) ContactsUpdateMany(ctx context.Context, arg ContactsUpdateMany
 
 const userEventsInsertMany = `-- name: UserEventsInsertMany :many
 INSERT INTO user_events (id, user_id, event, properties, idempotency_key, occurred_at, stream_seq)
-SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::jsonb[]),
+SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])::jsonb,
        nullif(unnest($5::text[]), ''), unnest($6::timestamptz[]), unnest($7::bigint[])
 ON CONFLICT DO NOTHING
 RETURNING id
@@ -317,7 +316,7 @@ type UserEventsInsertManyParams struct {
 	Ids             []uuid.UUID
 	UserIds         []string
 	Events          []string
-	Properties      []json.RawMessage
+	Properties      []string
 	IdempotencyKeys []string
 	OccurredAts     []time.Time
 	Seqs            []int64

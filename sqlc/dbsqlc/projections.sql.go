@@ -58,28 +58,47 @@ func (q *Queries) CheckpointList(ctx context.Context, consumer string) ([]Projec
 	return items, nil
 }
 
-const checkpointLock = `-- name: CheckpointLock :one
+const checkpointLockMany = `-- name: CheckpointLockMany :many
 
 INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
-VALUES ($1, $2, 0)
+SELECT $1::text, p, 0 FROM unnest($2::int[]) AS p ORDER BY p
 ON CONFLICT (consumer, partition) DO UPDATE SET last_seq = cp.last_seq
-RETURNING last_seq
+RETURNING partition, last_seq
 `
 
-type CheckpointLockParams struct {
-	Consumer  string
+type CheckpointLockManyParams struct {
+	Consumer   string
+	Partitions []int32
+}
+
+type CheckpointLockManyRow struct {
 	Partition int32
+	LastSeq   int64
 }
 
 // Owned by package projections: checkpoints and outbox of ordered consumers.
-// Creates or row-locks the partition's checkpoint for the batch
-// transaction in one statement, so a second instance that took over
-// mid-batch waits and then sees what was applied.
-func (q *Queries) CheckpointLock(ctx context.Context, arg CheckpointLockParams) (int64, error) {
-	row := q.db.QueryRow(ctx, checkpointLock, arg.Consumer, arg.Partition)
-	var last_seq int64
-	err := row.Scan(&last_seq)
-	return last_seq, err
+// Creates or row-locks the checkpoints of the partitions in a commit group
+// in one statement (in partition order, so two processes never deadlock
+// on them). A second instance that took a partition over mid-batch waits
+// here and then sees what was applied.
+func (q *Queries) CheckpointLockMany(ctx context.Context, arg CheckpointLockManyParams) ([]CheckpointLockManyRow, error) {
+	rows, err := q.db.Query(ctx, checkpointLockMany, arg.Consumer, arg.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CheckpointLockManyRow{}
+	for rows.Next() {
+		var i CheckpointLockManyRow
+		if err := rows.Scan(&i.Partition, &i.LastSeq); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const checkpointReset = `-- name: CheckpointReset :exec
@@ -91,87 +110,94 @@ func (q *Queries) CheckpointReset(ctx context.Context, consumer string) error {
 	return err
 }
 
-const checkpointSet = `-- name: CheckpointSet :exec
-UPDATE projection_checkpoints SET last_seq = $1, updated_at = now()
-WHERE consumer = $2 AND partition = $3
+const checkpointSetMany = `-- name: CheckpointSetMany :exec
+UPDATE projection_checkpoints cp SET last_seq = u.seq, updated_at = now()
+FROM (SELECT unnest($2::int[]) AS partition, unnest($3::bigint[]) AS seq) u
+WHERE cp.consumer = $1 AND cp.partition = u.partition
 `
 
-type CheckpointSetParams struct {
-	LastSeq   int64
-	Consumer  string
-	Partition int32
+type CheckpointSetManyParams struct {
+	Consumer   string
+	Partitions []int32
+	Seqs       []int64
 }
 
-func (q *Queries) CheckpointSet(ctx context.Context, arg CheckpointSetParams) error {
-	_, err := q.db.Exec(ctx, checkpointSet, arg.LastSeq, arg.Consumer, arg.Partition)
+func (q *Queries) CheckpointSetMany(ctx context.Context, arg CheckpointSetManyParams) error {
+	_, err := q.db.Exec(ctx, checkpointSetMany, arg.Consumer, arg.Partitions, arg.Seqs)
 	return err
 }
 
-const outboxDeletePartition = `-- name: OutboxDeletePartition :exec
-DELETE FROM projection_outbox WHERE consumer = $1 AND partition = $2
+const outboxDeleteMany = `-- name: OutboxDeleteMany :exec
+DELETE FROM projection_outbox WHERE consumer = $1 AND partition = ANY($2::int[])
 `
 
-type OutboxDeletePartitionParams struct {
-	Consumer  string
-	Partition int32
+type OutboxDeleteManyParams struct {
+	Consumer   string
+	Partitions []int32
 }
 
-func (q *Queries) OutboxDeletePartition(ctx context.Context, arg OutboxDeletePartitionParams) error {
-	_, err := q.db.Exec(ctx, outboxDeletePartition, arg.Consumer, arg.Partition)
+func (q *Queries) OutboxDeleteMany(ctx context.Context, arg OutboxDeleteManyParams) error {
+	_, err := q.db.Exec(ctx, outboxDeleteMany, arg.Consumer, arg.Partitions)
 	return err
 }
 
-const outboxInsert = `-- name: OutboxInsert :exec
+const outboxInsertMany = `-- name: OutboxInsertMany :exec
 INSERT INTO projection_outbox (consumer, partition, seq, messages, payload)
-VALUES ($1, $2, $3, $4, $5)
+SELECT $1::text, unnest($2::int[]), unnest($3::bigint[]), unnest($4::int[]), unnest($5::bytea[])
 `
 
-type OutboxInsertParams struct {
-	Consumer  string
+type OutboxInsertManyParams struct {
+	Consumer   string
+	Partitions []int32
+	Seqs       []int64
+	Messages   []int32
+	Payloads   [][]byte
+}
+
+func (q *Queries) OutboxInsertMany(ctx context.Context, arg OutboxInsertManyParams) error {
+	_, err := q.db.Exec(ctx, outboxInsertMany,
+		arg.Consumer,
+		arg.Partitions,
+		arg.Seqs,
+		arg.Messages,
+		arg.Payloads,
+	)
+	return err
+}
+
+const outboxListMany = `-- name: OutboxListMany :many
+SELECT partition, seq, messages, payload FROM projection_outbox
+WHERE consumer = $1 AND partition = ANY($2::int[])
+ORDER BY partition, seq
+`
+
+type OutboxListManyParams struct {
+	Consumer   string
+	Partitions []int32
+}
+
+type OutboxListManyRow struct {
 	Partition int32
 	Seq       int64
 	Messages  int32
 	Payload   []byte
 }
 
-func (q *Queries) OutboxInsert(ctx context.Context, arg OutboxInsertParams) error {
-	_, err := q.db.Exec(ctx, outboxInsert,
-		arg.Consumer,
-		arg.Partition,
-		arg.Seq,
-		arg.Messages,
-		arg.Payload,
-	)
-	return err
-}
-
-const outboxList = `-- name: OutboxList :many
-SELECT seq, messages, payload FROM projection_outbox
-WHERE consumer = $1 AND partition = $2
-ORDER BY seq
-`
-
-type OutboxListParams struct {
-	Consumer  string
-	Partition int32
-}
-
-type OutboxListRow struct {
-	Seq      int64
-	Messages int32
-	Payload  []byte
-}
-
-func (q *Queries) OutboxList(ctx context.Context, arg OutboxListParams) ([]OutboxListRow, error) {
-	rows, err := q.db.Query(ctx, outboxList, arg.Consumer, arg.Partition)
+func (q *Queries) OutboxListMany(ctx context.Context, arg OutboxListManyParams) ([]OutboxListManyRow, error) {
+	rows, err := q.db.Query(ctx, outboxListMany, arg.Consumer, arg.Partitions)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []OutboxListRow{}
+	items := []OutboxListManyRow{}
 	for rows.Next() {
-		var i OutboxListRow
-		if err := rows.Scan(&i.Seq, &i.Messages, &i.Payload); err != nil {
+		var i OutboxListManyRow
+		if err := rows.Scan(
+			&i.Partition,
+			&i.Seq,
+			&i.Messages,
+			&i.Payload,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -14,7 +14,7 @@ SELECT * FROM contacts WHERE id = @id AND deleted_at IS NULL;
 -- Returns the ids actually inserted: a missing id was a duplicate (same id
 -- or same idempotency key).
 INSERT INTO user_events (id, user_id, event, properties, idempotency_key, occurred_at, stream_seq)
-SELECT unnest(@ids::uuid[]), unnest(@user_ids::text[]), unnest(@events::text[]), unnest(@properties::jsonb[]),
+SELECT unnest(@ids::uuid[]), unnest(@user_ids::text[]), unnest(@events::text[]), unnest(@properties::text[])::jsonb,
        nullif(unnest(@idempotency_keys::text[]), ''), unnest(@occurred_ats::timestamptz[]), unnest(@seqs::bigint[])
 ON CONFLICT DO NOTHING
 RETURNING id;
@@ -55,7 +55,7 @@ FROM (
          nullif(unnest(@external_ids::text[]), '') AS external_id,
          nullif(unnest(@emails::text[]), '') AS email,
          nullif(unnest(@anonymous_ids::text[]), '') AS anonymous_id,
-         unnest(@properties::jsonb[]) AS properties,
+         unnest(@properties::text[])::jsonb AS properties,
          unnest(@first_seen_ats::timestamptz[]) AS first_seen_at,
          unnest(@last_seen_ats::timestamptz[]) AS last_seen_at,
          unnest(@updated_ats::timestamptz[]) AS updated_at,
@@ -66,7 +66,7 @@ WHERE c.id = u.id AND c.deleted_at IS NULL;
 -- name: ContactsInsertFull :exec
 INSERT INTO contacts (id, external_id, email, anonymous_id, properties, first_seen_at, last_seen_at, created_at, updated_at, deleted_at)
 SELECT unnest(@ids::uuid[]), nullif(unnest(@external_ids::text[]), ''), nullif(unnest(@emails::text[]), ''),
-       nullif(unnest(@anonymous_ids::text[]), ''), unnest(@properties::jsonb[]),
+       nullif(unnest(@anonymous_ids::text[]), ''), unnest(@properties::text[])::jsonb,
        unnest(@first_seen_ats::timestamptz[]), unnest(@last_seen_ats::timestamptz[]),
        unnest(@created_ats::timestamptz[]), unnest(@updated_ats::timestamptz[]), nullif(unnest(@deleted_ats::timestamptz[]), '0001-01-01T00:00:00Z');
 
