@@ -19,8 +19,11 @@ import (
 // holds is acknowledged, and its handlers never return. The standby must
 // take over within PinnedTTL + 1s, apply nothing twice, lose nothing and
 // keep every key in order.
+//
+// Not parallel: the takeover bound is a timing assertion, and on a small
+// machine under -race other tests running at the same time delay pulls
+// and acks by hundreds of milliseconds.
 func TestPartitionedFailover(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// committed: the crashing batch was applied (its transaction
@@ -40,13 +43,11 @@ func testFailover(t *testing.T, committed bool) {
 	e := newEnv(t)
 	ctx := testCtx(t, 60*time.Second)
 	const (
-		keys, n   = 100, 100
+		keys, n   = 100, 50
 		pinnedTTL = time.Second
-		crashAt   = 3000 // applied messages before the active instance crashes
+		crashAt   = 1500 // applied messages before the active instance crashes
 	)
 	check := newOrderChecker(t)
-	advisoryLog(t, e.nc)
-	stallDetector(t)
 	cfg := func(js jetstream.JetStream) bus.PartitionedConfig {
 		return bus.PartitionedConfig{
 			JetStream: js, Stream: streams.StreamEvents, Root: streams.EventsRoot, Name: "failover",
@@ -61,9 +62,7 @@ func testFailover(t *testing.T, committed bool) {
 	var crashOnce sync.Once
 	var crashed atomic.Bool
 	var crashTime time.Time
-	ca := cfg(jsA)
-	ca.Logger = debugLogger(t, "A")
-	doneA := runAsync(actx, ca, bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
+	doneA := runAsync(actx, cfg(jsA), bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
 		if crashed.Load() {
 			// The process is gone: nothing more happens here.
 			<-hctx.Done()
@@ -81,7 +80,6 @@ func testFailover(t *testing.T, committed bool) {
 			check.apply("a", p, msgs)
 		}
 		crashTime = time.Now()
-		t.Logf("CRASH on partition %d", p)
 		crashed.Store(true)
 		ncA.Close()
 		// Run's context ends too, as it would with the process; the
@@ -98,7 +96,7 @@ func testFailover(t *testing.T, committed bool) {
 		defer close(pubDone)
 		for round := range 10 {
 			publishRange(t, ctx, e.pub, keys, round*n/10+1, (round+1)*n/10)
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond)
 		}
 	}()
 
@@ -107,9 +105,7 @@ func testFailover(t *testing.T, committed bool) {
 	_, jsB := natstest.Connect(t, e.srv)
 	bctx, cancelB := context.WithCancel(ctx)
 	defer cancelB()
-	cb := cfg(jsB)
-	cb.Logger = debugLogger(t, "B")
-	doneB := runAsync(bctx, cb, bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
+	doneB := runAsync(bctx, cfg(jsB), bus.BatchHandlerFunc(func(hctx context.Context, p int, msgs []bus.Msg) error {
 		if !crashed.Load() {
 			t.Errorf("standby received %d messages of partition %d while the active instance was alive", len(msgs), p)
 		}

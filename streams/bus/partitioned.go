@@ -71,7 +71,7 @@ type PartitionedConfig struct {
 	// extends it while a handler works.
 	AckWait time.Duration
 	// FetchWait is how long one pull waits for the first message of a
-	// batch (default PinnedTTL/2, capped at 2s; below PinnedTTL so the
+	// batch (default PinnedTTL/4, capped at 2s; below PinnedTTL so the
 	// active instance keeps its pin while idle).
 	FetchWait time.Duration
 	// Linger bounds the wait for the rest of a batch once its first
@@ -135,7 +135,7 @@ func (c *PartitionedConfig) setDefaults() error {
 		return fmt.Errorf("AckWait %s is below PinnedTTL %s", c.AckWait, c.PinnedTTL)
 	}
 	if c.FetchWait == 0 {
-		c.FetchWait = min(c.PinnedTTL/2, 2*time.Second)
+		c.FetchWait = min(c.PinnedTTL/4, 2*time.Second)
 	}
 	if c.FetchWait < 10*time.Millisecond || c.FetchWait >= c.PinnedTTL {
 		return fmt.Errorf("FetchWait %s must be between 10ms and PinnedTTL %s", c.FetchWait, c.PinnedTTL)
@@ -276,8 +276,9 @@ func (r *Partitioned) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", DurableName(r.cfg.Name, p), err)
 		}
-		parts[i] = &partition{r: r, idx: i, p: p, cons: cons,
+		parts[i] = &partition{r: r, idx: i, p: p,
 			log: r.cfg.Logger.With("consumer", r.cfg.Name, "partition", p)}
+		parts[i].cons.Store(&cons)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -345,10 +346,12 @@ func (r *Partitioned) setPending(idx int, n uint64) {
 
 // partition is the loop of one partition.
 type partition struct {
-	r    *Partitioned
-	idx  int
-	p    int
-	cons jetstream.Consumer
+	r   *Partitioned
+	idx int
+	p   int
+	// cons is replaced when the durable is recreated; the pin keeper reads
+	// it concurrently.
+	cons atomic.Pointer[jetstream.Consumer]
 	log  *slog.Logger
 	// lastPin and lastDSeq are the pin id and the consumer (delivery)
 	// sequence of the last message received. While the pin stays and
@@ -357,11 +360,15 @@ type partition struct {
 	lastPin  string
 	lastDSeq uint64
 	// lastPull is when the last pull was sent (unix ns); the server
-	// resets the pin timer on each.
+	// resets the pin timer on each. pulling is set while the loop waits
+	// for a pull's answer.
 	lastPull atomic.Int64
+	pulling  atomic.Bool
 	// wg tracks keepalive pulls still waiting for the server's answer.
 	wg sync.WaitGroup
 }
+
+func (pt *partition) consumer() jetstream.Consumer { return *pt.cons.Load() }
 
 func (pt *partition) lastPullTime() time.Time { return time.Unix(0, pt.lastPull.Load()) }
 
@@ -373,10 +380,15 @@ type held struct {
 	dseq uint64
 }
 
-var errStopped = errors.New("runner stopped")
+var (
+	errStopped       = errors.New("runner stopped")
+	errBatchReleased = errors.New("batch released")
+)
 
 func (pt *partition) run(ctx context.Context) error {
 	cfg := &pt.r.cfg
+	stopPin := pt.keepPin()
+	defer stopPin()
 	var batch []held
 	// verify is set until the instance has checked that nothing before
 	// its batch is still out with another instance (see checkComplete).
@@ -410,7 +422,10 @@ func (pt *partition) run(ctx context.Context) error {
 				pt.release(batch)
 				return nil
 			case fatalConnErr(err):
-				return fmt.Errorf("consume %s: %w", pt.cons.CachedInfo().Name, err)
+				return fmt.Errorf("consume %s: %w", DurableName(cfg.Name, pt.p), err)
+			case errors.Is(err, errBatchReleased):
+				batch, verify = nil, true
+				continue
 			case errors.Is(err, jetstream.ErrPinIDMismatch):
 				// Another instance holds the partition now; it waits for
 				// what we fetched, so hand it back at once.
@@ -470,7 +485,14 @@ func (pt *partition) fetchBatch(ctx context.Context, batch []held, missing int) 
 	room := cfg.BatchSize - len(batch)
 	if len(batch) > 0 {
 		if room <= 0 {
-			return nil, nil
+			// A full batch and still messages out elsewhere: only possible
+			// when another instance configured a larger MaxAckPending.
+			// Hand everything back and start over rather than pull past
+			// the batch size.
+			pt.log.Warn("batch full while messages are out elsewhere; check that every instance uses the same BatchSize")
+			pt.release(batch)
+			sleepCtx(ctx, cfg.FetchWait)
+			return nil, errBatchReleased
 		}
 		return pt.fetch(ctx, min(room, max(missing, 1)), cfg.FetchWait)
 	}
@@ -510,9 +532,10 @@ func (pt *partition) fetchBatch(ctx context.Context, batch []held, missing int) 
 // id, is lost in transit until AckWait. When ctx ends, fetch returns at
 // once; what still arrives for the pull is handed back in the background.
 func (pt *partition) fetch(ctx context.Context, n int, wait time.Duration) ([]jetstream.Msg, error) {
+	pt.pulling.Store(true)
+	defer pt.pulling.Store(false)
 	pt.lastPull.Store(time.Now().UnixNano())
-	t0 := time.Now()
-	b, err := pt.cons.Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(PinGroup))
+	b, err := pt.consumer().Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(PinGroup))
 	if err != nil {
 		return nil, err
 	}
@@ -522,9 +545,7 @@ func (pt *partition) fetch(ctx context.Context, n int, wait time.Duration) ([]je
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				err := b.Error()
-				pt.log.Debug("DBG fetch", "n", n, "wait", wait, "got", len(msgs), "err", err, "took", time.Since(t0))
-				return msgs, err
+				return msgs, b.Error()
 			}
 			msgs = append(msgs, m)
 		case <-ctx.Done():
@@ -546,7 +567,7 @@ func (pt *partition) fetch(ctx context.Context, n int, wait time.Duration) ([]je
 // again: otherwise every delivery came to this instance and was
 // acknowledged before the next pull.
 func (pt *partition) checkComplete(ctx context.Context, inHand int) (int, error) {
-	info, err := pt.cons.Info(ctx)
+	info, err := pt.consumer().Info(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -564,12 +585,9 @@ func (pt *partition) handle(ctx context.Context, batch []held) error {
 	stopKeepalive := pt.keepalive(batch)
 	defer stopKeepalive()
 
-	t0 := time.Now()
 	err := pt.attempts(ctx, hctx, batch)
-	pt.log.Debug("DBG handled", "n", len(batch), "took", time.Since(t0))
 	if err == nil {
 		pt.ack(hctx, batch)
-		pt.log.Debug("DBG acked", "took", time.Since(t0))
 		return nil
 	}
 	if errors.Is(err, errStopped) {
@@ -671,30 +689,55 @@ func (pt *partition) ack(ctx context.Context, batch []held) {
 	pt.r.metrics.handledAdd(pt.r.cfg.Name, outcomeAck, len(batch))
 }
 
-// keepalive extends the ack deadline of the batch and the instance's pin
-// while the handler works and acks, so a slow batch (or one being retried)
-// neither gets redelivered nor moves to a standby. A crashed process stops
-// both, and the standby takes over after PinnedTTL. It checks often and
-// acts when a third of either deadline has passed, so a loaded machine
-// that runs the ticker late still renews in time.
+// keepalive extends the ack deadline of the batch while the handler works
+// and acks, so a slow batch (or one being retried) is not redelivered. A
+// crashed process stops it, and the batch comes back after AckWait. It
+// checks often and acts when a quarter of AckWait has passed, so a loaded
+// machine that runs the ticker late still extends in time.
 func (pt *partition) keepalive(batch []held) (stop func()) {
+	cfg := &pt.r.cfg
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(cfg.AckWait / 10)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if now.Sub(last) >= cfg.AckWait/4 {
+					pt.inProgress(batch)
+					last = now
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// keepPin keeps the instance's pin while the partition loop is between
+// pulls (handling, acking, waiting on the server): the server moves the
+// partition to a standby when no pull arrived for PinnedTTL, which must
+// mean the process is gone, not busy. The loop pulls at least every
+// FetchWait by itself; this fills the gaps.
+func (pt *partition) keepPin() (stop func()) {
 	cfg := &pt.r.cfg
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(cfg.PinnedTTL / 10)
 		defer t.Stop()
-		lastProgress := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case now := <-t.C:
-				if now.Sub(lastProgress) >= cfg.AckWait/3 {
-					pt.inProgress(batch)
-					lastProgress = now
-				}
-				if now.Sub(pt.lastPullTime()) >= cfg.PinnedTTL/3 {
+				if !pt.pulling.Load() && now.Sub(pt.lastPullTime()) >= cfg.PinnedTTL/4 {
 					pt.renewPin()
 				}
 			}
@@ -711,7 +754,7 @@ func (pt *partition) keepalive(batch []held) (stop func()) {
 // answers this one with 409 or a timeout instead of a message.
 func (pt *partition) renewPin() {
 	pt.lastPull.Store(time.Now().UnixNano())
-	b, err := pt.cons.Fetch(1, jetstream.FetchMaxBytes(1),
+	b, err := pt.consumer().Fetch(1, jetstream.FetchMaxBytes(1),
 		jetstream.FetchMaxWait(50*time.Millisecond), jetstream.FetchPriorityGroup(PinGroup))
 	if err != nil {
 		return
@@ -744,7 +787,7 @@ func (pt *partition) recreate(ctx context.Context) {
 		pt.log.Warn("recreate consumer", "error", err)
 		return
 	}
-	pt.cons = cons
+	pt.cons.Store(&cons)
 	pt.lastPin, pt.lastDSeq = "", 0
 }
 
