@@ -44,7 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 100000, "events per throughput run")
 	rate := fs.Int("rate", 2000, "events/s of the latency run")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
-	latencyOnly := fs.Bool("latency-only", false, "run only the latency measurement")
+	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, latency, memory (default all)")
 	latencyAPIOnly := fs.Bool("latency-api-only", false, "latency run without the contacts projection (ingest alone)")
 	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the in-process runs to this file")
@@ -66,12 +66,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	b := &bench{cfg: cfg, out: stdout, log: slog.New(slog.NewTextHandler(io.Discard, nil)), n: *events}
 	fmt.Fprintf(stdout, "# hogsend bench — %s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
 
-	if *latencyOnly {
-		goto latency
-	}
-	{
-		a, err := b.baselinePublish(ctx)
-		if err != nil {
+	runs := func(name string) bool { return *parts == "" || strings.Contains(","+*parts+",", ","+name+",") }
+	var a, base float64
+	if runs("ingest") {
+		if a, err = b.baselinePublish(ctx); err != nil {
 			return fmt.Errorf("baseline A: %w", err)
 		}
 		b.row("A: raw JetStream async publish + Nats-Msg-Id, 300 B", a, 0)
@@ -80,9 +78,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("ingest batch: %w", err)
 		}
 		b.row("POST /v1/events/batch, 500/request, 8 clients", ingest, a)
-
-		base, err := b.baselinePipeline(ctx)
-		if err != nil {
+	}
+	if runs("projection") {
+		if base, err = b.baselinePipeline(ctx); err != nil {
 			return fmt.Errorf("baseline B: %w", err)
 		}
 		b.row("B: naive pipeline (publish → 1 consumer → unnest upsert of 500)", base, 0)
@@ -93,22 +91,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		b.row("ingest → contacts projection → ACTIVITY (70% existing, 30% new)", e2e, base)
 		b.row("replay contacts --from-start", replay, base)
 	}
-latency:
-	b.latencyServices = []string{ServiceAPI, ServiceContacts}
-	if *latencyAPIOnly {
-		b.latencyServices = []string{ServiceAPI}
+	if runs("latency") {
+		b.latencyServices = []string{ServiceAPI, ServiceContacts}
+		if *latencyAPIOnly {
+			b.latencyServices = []string{ServiceAPI}
+		}
+		ack, act, err := b.latency(ctx, *rate, *latencyFor)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nLatency at a steady %d events/s for %s (POST /v1/events):\n", *rate, *latencyFor)
+		fmt.Fprintf(stdout, "| path | p50 | p99 | max |\n|---|---|---|---|\n")
+		fmt.Fprintf(stdout, "| ingest acknowledge | %s | %s | %s |\n", pct(ack, 50), pct(ack, 99), pct(ack, 100))
+		fmt.Fprintf(stdout, "| ingest → ACTIVITY | %s | %s | %s |\n", pct(act, 50), pct(act, 99), pct(act, 100))
 	}
-
-	ack, act, err := b.latency(ctx, *rate, *latencyFor)
-	if err != nil {
-		return fmt.Errorf("latency: %w", err)
-	}
-	fmt.Fprintf(stdout, "\nLatency at a steady %d events/s for %s (POST /v1/events):\n", *rate, *latencyFor)
-	fmt.Fprintf(stdout, "| path | p50 | p99 | max |\n|---|---|---|---|\n")
-	fmt.Fprintf(stdout, "| ingest acknowledge | %s | %s | %s |\n", pct(ack, 50), pct(ack, 99), pct(ack, 100))
-	fmt.Fprintf(stdout, "| ingest → ACTIVITY | %s | %s | %s |\n", pct(act, 50), pct(act, 99), pct(act, 100))
-
-	if *memory {
+	if *memory && runs("memory") {
 		idle, peak, err := b.memory(ctx)
 		if err != nil {
 			return fmt.Errorf("memory: %w", err)

@@ -187,8 +187,10 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (proje
 			err = fmt.Errorf("unknown envelope version %d", it.event.V)
 		}
 		if err == nil {
-			if _, perr := uuid.Parse(it.event.ID); perr != nil {
+			if id, perr := uuid.Parse(it.event.ID); perr != nil {
 				err = fmt.Errorf("event id %q is not a uuid", it.event.ID)
+			} else {
+				it.event.ID = id.String() // canonical, as Postgres returns it
 			}
 		}
 		if err != nil {
@@ -274,7 +276,7 @@ func load(ctx context.Context, q *dbsqlc.Queries, items []*item) (*batch, error)
 		}
 	}
 	rows, err := q.ContactsLockLiveByKeys(ctx, dbsqlc.ContactsLockLiveByKeysParams{
-		ExternalIds: nonNil(exts), Emails: nonNil(emails), AnonymousIds: nonNil(anons), Ids: nonNilIDs(ids),
+		ExternalIds: nonNil(exts), Emails: nonNil(emails), AnonymousIds: nonNil(anons), Ids: idStrings(ids),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read contacts: %w", err)
@@ -298,11 +300,14 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func nonNilIDs(s []uuid.UUID) []uuid.UUID {
-	if s == nil {
-		return []uuid.UUID{}
+// idStrings passes uuids as text: pgx encodes uuid.UUID values one by
+// one through driver.Valuer, which costs more than Postgres parsing text.
+func idStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
 	}
-	return s
+	return out
 }
 
 func (b *batch) index(c *contact) {
@@ -453,7 +458,7 @@ func (b *batch) apply(i int, it *item) {
 		if e.IdempotencyKey != "" {
 			idem = e.IdempotencyKey
 		}
-		b.ev.Ids = append(b.ev.Ids, uuid.MustParse(e.ID))
+		b.ev.Ids = append(b.ev.Ids, e.ID)
 		b.ev.UserIds = append(b.ev.UserIds, c.key())
 		b.ev.Events = append(b.ev.Events, e.Name)
 		b.ev.Properties = append(b.ev.Properties, string(props))
@@ -705,7 +710,7 @@ func (b *batch) delete(it *item, at time.Time) {
 // write stores the batch: deletions of loaded contacts first (so their keys
 // are free), then updates, inserts, aliases, history folds and history.
 // It returns the ids of the user_events rows actually inserted.
-func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[uuid.UUID]bool, error) {
+func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[string]bool, error) {
 	var dels, upds dbsqlc.ContactsUpdateManyParams
 	var ins dbsqlc.ContactsInsertFullParams
 	for _, c := range b.contacts {
@@ -720,7 +725,7 @@ func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[uuid.UUID]boo
 	}
 	for _, id := range b.newOrder {
 		c := b.contacts[id]
-		ins.Ids = append(ins.Ids, c.row.ID)
+		ins.Ids = append(ins.Ids, c.row.ID.String())
 		ins.ExternalIds = append(ins.ExternalIds, deref(c.row.ExternalID))
 		ins.Emails = append(ins.Emails, deref(c.row.Email))
 		ins.AnonymousIds = append(ins.AnonymousIds, deref(c.row.AnonymousID))
@@ -760,7 +765,7 @@ func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[uuid.UUID]boo
 			return nil, fmt.Errorf("fold history %s: %w", f.From, err)
 		}
 	}
-	stored := map[uuid.UUID]bool{}
+	stored := map[string]bool{}
 	if len(b.ev.Ids) > 0 {
 		ids, err := q.UserEventsInsertMany(ctx, b.ev)
 		if err != nil {
@@ -774,7 +779,7 @@ func (b *batch) write(ctx context.Context, q *dbsqlc.Queries) (map[uuid.UUID]boo
 }
 
 func appendUpdate(p *dbsqlc.ContactsUpdateManyParams, c *contact) {
-	p.Ids = append(p.Ids, c.row.ID)
+	p.Ids = append(p.Ids, c.row.ID.String())
 	p.ExternalIds = append(p.ExternalIds, deref(c.row.ExternalID))
 	p.Emails = append(p.Emails, deref(c.row.Email))
 	p.AnonymousIds = append(p.AnonymousIds, deref(c.row.AnonymousID))
@@ -831,12 +836,12 @@ func (b *batch) writeAliases(ctx context.Context, q *dbsqlc.Queries) error {
 
 // output builds the ACTIVITY outbox (every applied event except duplicate
 // track events) and the read-your-writes notifications.
-func (p *Projector) output(items []*item, stored map[uuid.UUID]bool) projections.Output {
+func (p *Projector) output(items []*item, stored map[string]bool) projections.Output {
 	var out projections.Output
 	var notes []streams.Applied
 	for _, it := range items {
 		if it.track {
-			if !stored[uuid.MustParse(it.event.ID)] {
+			if !stored[it.event.ID] {
 				it.applied.Stored = false
 				it.activity = nil
 			}

@@ -145,14 +145,14 @@ func (q *Queries) ContactLockKeys(ctx context.Context, keys []string) error {
 
 const contactsInsertFull = `-- name: ContactsInsertFull :exec
 INSERT INTO contacts (id, external_id, email, anonymous_id, properties, first_seen_at, last_seen_at, created_at, updated_at, deleted_at)
-SELECT unnest($1::uuid[]), nullif(unnest($2::text[]), ''), nullif(unnest($3::text[]), ''),
+SELECT unnest($1::text[])::uuid, nullif(unnest($2::text[]), ''), nullif(unnest($3::text[]), ''),
        nullif(unnest($4::text[]), ''), unnest($5::text[])::jsonb,
        unnest($6::timestamptz[]), unnest($7::timestamptz[]),
        unnest($8::timestamptz[]), unnest($9::timestamptz[]), nullif(unnest($10::timestamptz[]), '0001-01-01T00:00:00Z')
 `
 
 type ContactsInsertFullParams struct {
-	Ids          []uuid.UUID
+	Ids          []string
 	ExternalIds  []string
 	Emails       []string
 	AnonymousIds []string
@@ -188,7 +188,7 @@ SELECT c.id, c.organization_id, c.external_id, c.email, c.anonymous_id, c.timezo
   UNION
   SELECT o.id FROM unnest($3::text[]) AS k(v) JOIN contacts o ON o.anonymous_id = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT unnest($4::uuid[])
+  SELECT unnest($4::text[])::uuid
 ) ids ON c.id = ids.id
 WHERE c.deleted_at IS NULL
 ORDER BY c.id
@@ -199,7 +199,7 @@ type ContactsLockLiveByKeysParams struct {
 	ExternalIds  []string
 	Emails       []string
 	AnonymousIds []string
-	Ids          []uuid.UUID
+	Ids          []string
 }
 
 // Loads (and row-locks, in id order) the live owners of a batch's keys, so
@@ -261,7 +261,7 @@ UPDATE contacts c SET
   properties = u.properties, first_seen_at = u.first_seen_at, last_seen_at = u.last_seen_at,
   updated_at = u.updated_at, deleted_at = u.deleted_at
 FROM (
-  SELECT unnest($1::uuid[]) AS id,
+  SELECT unnest($1::text[])::uuid AS id,
          nullif(unnest($2::text[]), '') AS external_id,
          nullif(unnest($3::text[]), '') AS email,
          nullif(unnest($4::text[]), '') AS anonymous_id,
@@ -275,7 +275,7 @@ WHERE c.id = u.id AND c.deleted_at IS NULL
 `
 
 type ContactsUpdateManyParams struct {
-	Ids          []uuid.UUID
+	Ids          []string
 	ExternalIds  []string
 	Emails       []string
 	AnonymousIds []string
@@ -306,14 +306,14 @@ func (q *Queries) ContactsUpdateMany(ctx context.Context, arg ContactsUpdateMany
 
 const userEventsInsertMany = `-- name: UserEventsInsertMany :many
 INSERT INTO user_events (id, user_id, event, properties, idempotency_key, occurred_at, stream_seq)
-SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])::jsonb,
+SELECT unnest($1::text[])::uuid, unnest($2::text[]), unnest($3::text[]), unnest($4::text[])::jsonb,
        nullif(unnest($5::text[]), ''), unnest($6::timestamptz[]), unnest($7::bigint[])
 ON CONFLICT DO NOTHING
-RETURNING id
+RETURNING id::text
 `
 
 type UserEventsInsertManyParams struct {
-	Ids             []uuid.UUID
+	Ids             []string
 	UserIds         []string
 	Events          []string
 	Properties      []string
@@ -324,7 +324,7 @@ type UserEventsInsertManyParams struct {
 
 // Returns the ids actually inserted: a missing id was a duplicate (same id
 // or same idempotency key).
-func (q *Queries) UserEventsInsertMany(ctx context.Context, arg UserEventsInsertManyParams) ([]uuid.UUID, error) {
+func (q *Queries) UserEventsInsertMany(ctx context.Context, arg UserEventsInsertManyParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, userEventsInsertMany,
 		arg.Ids,
 		arg.UserIds,
@@ -338,9 +338,9 @@ func (q *Queries) UserEventsInsertMany(ctx context.Context, arg UserEventsInsert
 		return nil, err
 	}
 	defer rows.Close()
-	items := []uuid.UUID{}
+	items := []string{}
 	for rows.Next() {
-		var id uuid.UUID
+		var id string
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}

@@ -14,10 +14,10 @@ SELECT * FROM contacts WHERE id = @id AND deleted_at IS NULL;
 -- Returns the ids actually inserted: a missing id was a duplicate (same id
 -- or same idempotency key).
 INSERT INTO user_events (id, user_id, event, properties, idempotency_key, occurred_at, stream_seq)
-SELECT unnest(@ids::uuid[]), unnest(@user_ids::text[]), unnest(@events::text[]), unnest(@properties::text[])::jsonb,
+SELECT unnest(@ids::text[])::uuid, unnest(@user_ids::text[]), unnest(@events::text[]), unnest(@properties::text[])::jsonb,
        nullif(unnest(@idempotency_keys::text[]), ''), unnest(@occurred_ats::timestamptz[]), unnest(@seqs::bigint[])
 ON CONFLICT DO NOTHING
-RETURNING id;
+RETURNING id::text;
 
 -- name: UserEventsRekey :execrows
 UPDATE user_events SET user_id = @to_key WHERE user_id = @from_key;
@@ -39,7 +39,7 @@ SELECT c.* FROM contacts c JOIN (
   UNION
   SELECT o.id FROM unnest(@anonymous_ids::text[]) AS k(v) JOIN contacts o ON o.anonymous_id = k.v AND o.deleted_at IS NULL
   UNION
-  SELECT unnest(@ids::uuid[])
+  SELECT unnest(@ids::text[])::uuid
 ) ids ON c.id = ids.id
 WHERE c.deleted_at IS NULL
 ORDER BY c.id
@@ -51,7 +51,7 @@ UPDATE contacts c SET
   properties = u.properties, first_seen_at = u.first_seen_at, last_seen_at = u.last_seen_at,
   updated_at = u.updated_at, deleted_at = u.deleted_at
 FROM (
-  SELECT unnest(@ids::uuid[]) AS id,
+  SELECT unnest(@ids::text[])::uuid AS id,
          nullif(unnest(@external_ids::text[]), '') AS external_id,
          nullif(unnest(@emails::text[]), '') AS email,
          nullif(unnest(@anonymous_ids::text[]), '') AS anonymous_id,
@@ -65,7 +65,7 @@ WHERE c.id = u.id AND c.deleted_at IS NULL;
 
 -- name: ContactsInsertFull :exec
 INSERT INTO contacts (id, external_id, email, anonymous_id, properties, first_seen_at, last_seen_at, created_at, updated_at, deleted_at)
-SELECT unnest(@ids::uuid[]), nullif(unnest(@external_ids::text[]), ''), nullif(unnest(@emails::text[]), ''),
+SELECT unnest(@ids::text[])::uuid, nullif(unnest(@external_ids::text[]), ''), nullif(unnest(@emails::text[]), ''),
        nullif(unnest(@anonymous_ids::text[]), ''), unnest(@properties::text[])::jsonb,
        unnest(@first_seen_ats::timestamptz[]), unnest(@last_seen_ats::timestamptz[]),
        unnest(@created_ats::timestamptz[]), unnest(@updated_ats::timestamptz[]), nullif(unnest(@deleted_ats::timestamptz[]), '0001-01-01T00:00:00Z');
