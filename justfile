@@ -42,8 +42,11 @@ sqlc-check:
     echo "sqlc/dbsqlc is up to date"
 
 # Run the benchmarks. BENCHMARKS.md records the figures (as ratios against baselines measured in the same run).
+# `hogsend bench` measures ingest, projection, latency and memory with their
+# baselines in one run; the go test benchmarks cover smaller parts.
 bench *args:
-    go test -run '^$' -bench . -benchmem {{args}} ./...
+    go run ./cmd/hogsend bench {{args}}
+    go test -run '^$' -bench . -benchmem ./...
 
 # go vet and the gofmt check (staticcheck is a separate recipe: it downloads its module).
 lint: vet fmt-check
