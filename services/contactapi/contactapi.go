@@ -96,6 +96,16 @@ func (s *Service) write(ctx context.Context, e *streams.Event) (streams.Applied,
 	return a, nil
 }
 
+// apply is write plus the projection's verdict as an error (not found,
+// conflict, rejected).
+func (s *Service) apply(ctx context.Context, e *streams.Event) (streams.Applied, error) {
+	a, err := s.write(ctx, e)
+	if err != nil {
+		return a, err
+	}
+	return a, appliedError(a, msgContactGone)
+}
+
 // writeError renders a pending write as 202 with the event id: the change
 // is durable and will be applied, the caller just cannot read it yet.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {

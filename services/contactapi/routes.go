@@ -138,10 +138,7 @@ func (s *Service) upsert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.ContactProperties, e.Lists = props, req.Lists
-	a, err := s.write(r.Context(), e)
-	if err == nil {
-		err = appliedError(a, msgContactGone)
-	}
+	a, err := s.apply(r.Context(), e)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -209,10 +206,7 @@ func (s *Service) deletePublic(w http.ResponseWriter, r *http.Request) {
 	}
 	e := s.newEvent(streams.TypeDelete, "api")
 	e.Email, e.UserID = email, userID
-	a, err := s.write(r.Context(), e)
-	if err == nil {
-		err = appliedError(a, msgContactGone)
-	}
+	_, err = s.apply(r.Context(), e)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -311,10 +305,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 
 // writeAndShow applies e and answers with the contact it touched.
 func (s *Service) writeAndShow(w http.ResponseWriter, r *http.Request, e *streams.Event, status int) {
-	a, err := s.write(r.Context(), e)
-	if err == nil {
-		err = appliedError(a, msgContactGone)
-	}
+	a, err := s.apply(r.Context(), e)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -374,10 +365,7 @@ func (s *Service) deleteAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	e := s.newEvent(streams.TypeDelete, "admin")
 	e.ContactID = c.ID.String()
-	a, err := s.write(r.Context(), e)
-	if err == nil {
-		err = appliedError(a, msgContactGone)
-	}
+	_, err = s.apply(r.Context(), e)
 	if err != nil {
 		writeError(w, r, err)
 		return
