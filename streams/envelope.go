@@ -6,6 +6,7 @@ package streams
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,13 @@ type Event struct {
 	// Notify asks the contacts projection to announce the outcome on
 	// AppliedSubject(ID); write routes set it to answer read-your-writes.
 	Notify bool `json:"notify,omitempty"`
+}
+
+// Engine reports whether the event is one the engine emits (segment and
+// journey transitions): such events are never resolved as identity input,
+// they are recorded for the contact they name by ContactID.
+func (e *Event) Engine() bool {
+	return strings.HasPrefix(e.Name, "bucket:") || strings.HasPrefix(e.Name, "journey:")
 }
 
 // MsgID is the JetStream dedupe id of the event: its idempotency key when

@@ -418,6 +418,13 @@ func (b *batch) apply(i int, it *item) {
 	var c *contact
 	var act streams.Activity
 	switch {
+	case e.Type == streams.TypeTrack && e.Engine():
+		// Spec 10 §4.5 flaw fixed: a transition is not identity input. It
+		// is recorded for the contact it names, changing nothing on it.
+		if c = b.engineContact(e); c == nil {
+			b.appendEvent(i, it, e.UserID)
+			return
+		}
 	case e.Type == streams.TypeDelete:
 		b.delete(it, at)
 		if it.applied.ContactID != "" {
@@ -449,24 +456,39 @@ func (b *batch) apply(i int, it *item) {
 	act.Created, act.Linked, act.Merged = it.applied.Created, it.applied.Linked, it.applied.Merged
 	it.activity = &act
 	if e.Type == streams.TypeTrack && e.Name != "" {
-		it.track = true
-		props := e.EventProperties
-		if len(props) == 0 {
-			props = json.RawMessage("{}")
-		}
-		var idem string
-		if e.IdempotencyKey != "" {
-			idem = e.IdempotencyKey
-		}
-		b.ev.Ids = append(b.ev.Ids, e.ID)
-		b.ev.UserIds = append(b.ev.UserIds, c.key())
-		b.ev.Events = append(b.ev.Events, e.Name)
-		b.ev.Properties = append(b.ev.Properties, string(props))
-		b.ev.IdempotencyKeys = append(b.ev.IdempotencyKeys, idem)
-		b.ev.OccurredAts = append(b.ev.OccurredAts, e.OccurredAt().UTC())
-		b.ev.Seqs = append(b.ev.Seqs, int64(it.msg.Seq))
-		b.evItem = append(b.evItem, i)
+		b.appendEvent(i, it, c.key())
 	}
+}
+
+// appendEvent queues the history row of a track event under key.
+func (b *batch) appendEvent(i int, it *item, key string) {
+	e := &it.event
+	it.track = true
+	props := e.EventProperties
+	if len(props) == 0 {
+		props = json.RawMessage("{}")
+	}
+	b.ev.Ids = append(b.ev.Ids, e.ID)
+	b.ev.UserIds = append(b.ev.UserIds, key)
+	b.ev.Events = append(b.ev.Events, e.Name)
+	b.ev.Properties = append(b.ev.Properties, string(props))
+	b.ev.IdempotencyKeys = append(b.ev.IdempotencyKeys, e.IdempotencyKey)
+	b.ev.OccurredAts = append(b.ev.OccurredAts, e.OccurredAt().UTC())
+	b.ev.Seqs = append(b.ev.Seqs, int64(it.msg.Seq))
+	b.evItem = append(b.evItem, i)
+}
+
+// engineContact is the live contact an engine event names, or nil when it
+// is gone (the event is then kept in history under the key it carries).
+func (b *batch) engineContact(e *streams.Event) *contact {
+	id, err := uuid.Parse(e.ContactID)
+	if err != nil {
+		return nil
+	}
+	if c := b.contacts[id]; c != nil && !c.deleted {
+		return c
+	}
+	return nil
 }
 
 // resolve runs the resolver of spec 10 §2.2 for one event.

@@ -26,6 +26,37 @@ type ApiKey struct {
 	UpdatedAt      time.Time
 }
 
+type BucketConfig struct {
+	ID           uuid.UUID
+	BucketID     string
+	Enabled      bool
+	CriteriaHash *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+type BucketMembership struct {
+	ID              uuid.UUID
+	OrganizationID  *uuid.UUID
+	UserID          string
+	BucketID        string
+	UserEmail       *string
+	Status          string
+	EnteredAt       time.Time
+	LeftAt          *time.Time
+	ExpiresAt       *time.Time
+	MaxDwellAt      *time.Time
+	LastEvaluatedAt *time.Time
+	EntryCount      int32
+	Source          *string
+	Context         json.RawMessage
+	DwellState      json.RawMessage
+	DwellAnchorAt   *time.Time
+	DeletedAt       *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 type Contact struct {
 	ID             uuid.UUID
 	OrganizationID *uuid.UUID
@@ -66,6 +97,19 @@ type DeadLetter struct {
 	RetriedAt  *time.Time
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+}
+
+type ImportJob struct {
+	ID            uuid.UUID
+	FileName      *string
+	Format        string
+	Status        string
+	TotalRows     *int32
+	ProcessedRows int32
+	FailedRows    int32
+	Errors        json.RawMessage
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 type ProjectionCheckpoint struct {

@@ -1,0 +1,445 @@
+package buckets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seed-eeb360f6/hogsend/projections"
+	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// Name is the consumer name of the real-time evaluation (durables
+// buckets-pNN on ACTIVITY).
+const Name = "buckets"
+
+// Source values of membership rows and transition events.
+const (
+	SourceEvent     = "event"
+	SourceReconcile = "reconcile"
+	SourceBackfill  = "backfill"
+)
+
+// Projector evaluates the registered buckets against each applied event
+// on ACTIVITY, in per-contact order, keeps bucket_memberships and emits
+// bucket:entered / bucket:left transitions into EVENTS through the outbox.
+type Projector struct {
+	reg *Registry
+	log *slog.Logger
+}
+
+// NewProjector returns the real-time evaluation over reg.
+func NewProjector(reg *Registry, log *slog.Logger) *Projector {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Projector{reg: reg, log: log}
+}
+
+type pairKey struct{ user, bucket string }
+
+// pairState is what the batch knows of one (key, bucket) pair.
+type pairState struct {
+	active     *activeRow
+	rows       int // every row so far: the next join's epoch is rows+1
+	latestLeft *time.Time
+}
+
+type activeRow struct {
+	id        uuid.UUID
+	enteredAt time.Time
+	epoch     int
+}
+
+type batchState struct {
+	q       *dbsqlc.Queries
+	pairs   map[pairKey]*pairState
+	loaded  map[string]bool // keys whose rows are loaded
+	touched map[uuid.UUID]time.Time
+	out     projections.Output
+}
+
+// Apply implements projections.Projector.
+func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (projections.Output, error) {
+	q := dbsqlc.New(tx)
+	acts := make([]*streams.Activity, 0, len(msgs))
+	for _, m := range msgs {
+		var a streams.Activity
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			p.log.Error("dropping undecodable activity", "seq", m.Seq, "err", err)
+			acts = append(acts, nil)
+			continue
+		}
+		acts = append(acts, &a)
+	}
+	disabled, err := p.disabled(ctx, q)
+	if err != nil {
+		return projections.Output{}, err
+	}
+	st := &batchState{q: q, pairs: map[pairKey]*pairState{}, loaded: map[string]bool{}, touched: map[uuid.UUID]time.Time{}}
+	if err := st.load(ctx, keysOf(acts), p.reg.bucketIDs()); err != nil {
+		return projections.Output{}, err
+	}
+	for i, a := range acts {
+		if a == nil {
+			continue
+		}
+		for _, f := range a.Folds {
+			if err := st.fold(ctx, f, a.Event.ReceivedAt, p.reg.bucketIDs()); err != nil {
+				return projections.Output{}, err
+			}
+		}
+		if err := p.evaluate(ctx, st, a, msgs[i].Seq, disabled); err != nil {
+			return projections.Output{}, err
+		}
+	}
+	if len(st.touched) > 0 {
+		var t dbsqlc.BucketMembershipsTouchParams
+		for id, at := range st.touched {
+			t.Ids = append(t.Ids, id.String())
+			t.Ats = append(t.Ats, at)
+		}
+		if err := q.BucketMembershipsTouch(ctx, t); err != nil {
+			return projections.Output{}, fmt.Errorf("touch memberships: %w", err)
+		}
+	}
+	return st.out, nil
+}
+
+func (p *Projector) disabled(ctx context.Context, q *dbsqlc.Queries) (map[string]bool, error) {
+	rows, err := q.BucketConfigsAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read bucket configs: %w", err)
+	}
+	off := map[string]bool{}
+	for _, r := range rows {
+		if !r.Enabled {
+			off[r.BucketID] = true
+		}
+	}
+	return off, nil
+}
+
+func keysOf(acts []*streams.Activity) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, a := range acts {
+		if a == nil || seen[a.Key] {
+			continue
+		}
+		seen[a.Key] = true
+		keys = append(keys, a.Key)
+	}
+	return keys
+}
+
+func (st *batchState) load(ctx context.Context, keys, buckets []string) error {
+	var fresh []string
+	for _, k := range keys {
+		if !st.loaded[k] {
+			fresh = append(fresh, k)
+			st.loaded[k] = true
+		}
+	}
+	if len(fresh) == 0 || len(buckets) == 0 {
+		return nil
+	}
+	rows, err := st.q.BucketMembershipsOfKeys(ctx, dbsqlc.BucketMembershipsOfKeysParams{UserIds: fresh, BucketIds: buckets})
+	if err != nil {
+		return fmt.Errorf("read memberships: %w", err)
+	}
+	for _, r := range rows {
+		ps := st.pair(r.UserID, r.BucketID)
+		ps.rows++
+		if r.Status == "active" {
+			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
+		}
+		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
+			t := *r.LeftAt
+			ps.latestLeft = &t
+		}
+	}
+	return nil
+}
+
+func (st *batchState) pair(user, bucket string) *pairState {
+	k := pairKey{user, bucket}
+	ps := st.pairs[k]
+	if ps == nil {
+		ps = &pairState{}
+		st.pairs[k] = ps
+	}
+	return ps
+}
+
+// fold moves a linked or merged contact's memberships to its key (spec 10
+// §2.3 rule 4) and reloads both keys.
+func (st *batchState) fold(ctx context.Context, f streams.Fold, at time.Time, buckets []string) error {
+	if err := st.q.BucketMembershipsLeaveClashing(ctx, dbsqlc.BucketMembershipsLeaveClashingParams{FromKey: f.From, ToKey: f.To, At: &at}); err != nil {
+		return fmt.Errorf("fold memberships: %w", err)
+	}
+	if err := st.q.BucketMembershipsRekey(ctx, dbsqlc.BucketMembershipsRekeyParams{FromKey: f.From, ToKey: f.To, At: at}); err != nil {
+		return fmt.Errorf("fold memberships: %w", err)
+	}
+	for k := range st.pairs {
+		if k.user == f.From || k.user == f.To {
+			delete(st.pairs, k)
+		}
+	}
+	delete(st.loaded, f.From)
+	delete(st.loaded, f.To)
+	return st.load(ctx, []string{f.To}, buckets)
+}
+
+// evaluate runs the candidates of one applied event (spec 10 §4.4).
+func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Activity, seq uint64, disabled map[string]bool) error {
+	e := &a.Event
+	if !a.Stored || e.Type != streams.TypeTrack || e.Engine() || a.Contact.DeletedAt != nil {
+		return nil
+	}
+	cands := p.reg.Candidates(e.Name, objectKeys(e.EventProperties), objectKeys(e.ContactProperties))
+	if len(cands) == 0 {
+		return nil
+	}
+	props, err := decodeBag(a.Contact.Properties)
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("contact %s properties: %w", a.ContactID, err))
+	}
+	at := e.ReceivedAt.UTC()
+	in := condition.Input{Key: a.Key, Email: deref(a.Contact.Email), Properties: props, Now: at}
+	hist := &history{q: st.q, maxSeq: int64(a.Seq)}
+	if err := st.load(ctx, []string{a.Key}, p.reg.bucketIDs()); err != nil {
+		return err
+	}
+	for _, b := range cands {
+		if disabled[b.ID()] {
+			continue
+		}
+		is, err := condition.Evaluate(ctx, b.Criteria(), in, hist)
+		if err != nil {
+			return fmt.Errorf("evaluate bucket %s: %w", b.ID(), err)
+		}
+		ps := st.pair(a.Key, b.ID())
+		switch {
+		case ps.active == nil && is:
+			if err := p.join(ctx, st, ps, b, a, at); err != nil {
+				return err
+			}
+		case ps.active != nil && is:
+			st.touched[ps.active.id] = at
+		case ps.active != nil && !is:
+			if err := p.leave(ctx, st, ps, b, a, at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Projector) join(ctx context.Context, st *batchState, ps *pairState, b *Bucket, a *streams.Activity, at time.Time) error {
+	meta := b.Meta()
+	params := dbsqlc.BucketMembershipJoinParams{
+		ID:       uuid.NewSHA1(uuid.NameSpaceOID, []byte("membership\x00"+a.Event.ID+"\x00"+b.ID())),
+		UserID:   a.Key,
+		BucketID: b.ID(),
+		At:       at,
+		Source:   ptr(SourceEvent),
+	}
+	if email := emailOf(a); email != "" {
+		params.UserEmail = &email
+	}
+	if w := b.ExpiryWindow(); w != nil {
+		t := at.Add(*w)
+		params.ExpiresAt = &t
+	}
+	if meta.MaxDwell > 0 {
+		t := at.Add(meta.MaxDwell)
+		params.MaxDwellAt = &t
+	}
+	prior := PriorRows{Count: ps.rows, LatestLeftAt: ps.latestLeft}
+	row, err := st.q.BucketMembershipJoin(ctx, params)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another writer joined first: it emits, this one does not.
+		return st.reload(ctx, a.Key, b.ID())
+	}
+	if err != nil {
+		return fmt.Errorf("join bucket %s: %w", b.ID(), err)
+	}
+	ps.active = &activeRow{id: row.ID, enteredAt: at, epoch: int(row.EntryCount)}
+	ps.rows = int(row.EntryCount)
+	if ShouldEmitJoin(b, prior, at) {
+		p.emit(st, b, a, "entered", int(row.EntryCount), "", at)
+	}
+	return nil
+}
+
+func (p *Projector) leave(ctx context.Context, st *batchState, ps *pairState, b *Bucket, a *streams.Activity, at time.Time) error {
+	meta := b.Meta()
+	if meta.MinDwell > 0 && at.Sub(ps.active.enteredAt) < meta.MinDwell {
+		deadline := ps.active.enteredAt.Add(meta.MinDwell)
+		if err := st.q.BucketMembershipDefer(ctx, dbsqlc.BucketMembershipDeferParams{ID: ps.active.id, ExpiresAt: &deadline, At: &at}); err != nil {
+			return fmt.Errorf("defer leave of bucket %s: %w", b.ID(), err)
+		}
+		return nil
+	}
+	epoch, err := st.q.BucketMembershipLeave(ctx, dbsqlc.BucketMembershipLeaveParams{ID: ps.active.id, At: &at})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st.reload(ctx, a.Key, b.ID()) // another writer left first
+	}
+	if err != nil {
+		return fmt.Errorf("leave bucket %s: %w", b.ID(), err)
+	}
+	delete(st.touched, ps.active.id)
+	ps.active = nil
+	left := at
+	ps.latestLeft = &left
+	p.emit(st, b, a, "left", int(epoch), "criteria", at)
+	return nil
+}
+
+// reload re-reads one pair after another writer changed it.
+func (st *batchState) reload(ctx context.Context, key, bucket string) error {
+	delete(st.pairs, pairKey{key, bucket})
+	rows, err := st.q.BucketMembershipsOfKeys(ctx, dbsqlc.BucketMembershipsOfKeysParams{UserIds: []string{key}, BucketIds: []string{bucket}})
+	if err != nil {
+		return fmt.Errorf("read memberships: %w", err)
+	}
+	ps := st.pair(key, bucket)
+	for _, r := range rows {
+		ps.rows++
+		if r.Status == "active" {
+			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
+		}
+		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
+			t := *r.LeftAt
+			ps.latestLeft = &t
+		}
+	}
+	return nil
+}
+
+// emit queues a transition event for EVENTS (spec 10 §4.5). Its id and
+// idempotency key derive from (bucket, key, kind, epoch), so every writer
+// and every replay produces the same event and the stream and history
+// keep one.
+func (p *Projector) emit(st *batchState, b *Bucket, a *streams.Activity, kind string, epoch int, reason string, at time.Time) {
+	key := TransitionKey(b.ID(), a.Key, kind, epoch)
+	props := map[string]any{
+		"bucketId": b.ID(), "bucketName": b.Name(), "userId": a.Key,
+		"transition": kind, "source": SourceEvent, "entryCount": epoch,
+	}
+	if reason != "" {
+		props["reason"] = reason
+	}
+	rawProps, _ := json.Marshal(props)
+	name := EnteredEvent(b.ID())
+	if kind == "left" {
+		name = LeftEvent(b.ID())
+	}
+	ev := &streams.Event{
+		V: streams.EnvelopeVersion, ID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(key)).String(),
+		Type: streams.TypeTrack, Name: name, UserID: a.Key, Email: emailOf(a), ContactID: a.ContactID,
+		EventProperties: rawProps, IdempotencyKey: key, ReceivedAt: at, Source: "bucket",
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		p.log.Error("encode transition", "key", key, "err", err)
+		return
+	}
+	st.out.Outbox = append(st.out.Outbox, bus.OutMsg{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: data})
+	st.out.OutboxFrom = append(st.out.OutboxFrom, a.Seq)
+}
+
+// emailOf is the contact's email, else the email the event carried (the
+// reference used the event's raw email only; spec 10 §1.2 flaw).
+func emailOf(a *streams.Activity) string {
+	if a.Contact.Email != nil {
+		return *a.Contact.Email
+	}
+	return strings.ToLower(strings.TrimSpace(a.Event.Email))
+}
+
+func objectKeys(raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func decodeBag(raw json.RawMessage) (map[string]any, error) {
+	out := map[string]any{}
+	if len(raw) == 0 {
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func ptr(s string) *string { return &s }
+
+// history answers the condition language's history questions from
+// Postgres, as of the evaluated event's position in EVENTS.
+type history struct {
+	q      *dbsqlc.Queries
+	maxSeq int64
+}
+
+func (h *history) CountEvents(ctx context.Context, key, eventName string, since *time.Time) (int64, error) {
+	p := dbsqlc.UserEventCountSinceParams{UserID: key, Event: eventName, MaxSeq: &h.maxSeq}
+	if since != nil {
+		p.Since = *since
+	}
+	n, err := h.q.UserEventCountSince(ctx, p)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// LatestEmail finds nothing until the email sends table exists; buckets
+// reject email_engagement criteria anyway (spec 10 §4.1 rule 6).
+func (h *history) LatestEmail(context.Context, string, string) (condition.EmailState, error) {
+	return condition.EmailState{}, nil
+}
+
+// bucketIDs are the ids of every registered bucket.
+func (r *Registry) bucketIDs() []string {
+	all := r.All()
+	ids := make([]string, len(all))
+	for i, b := range all {
+		ids[i] = b.ID()
+	}
+	return ids
+}
