@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/seed-eeb360f6/hogsend/projections"
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
 	"github.com/seed-eeb360f6/hogsend/schema"
 	"github.com/seed-eeb360f6/hogsend/services/admin"
@@ -47,6 +48,8 @@ type Main struct {
 	// the first-start banner; otherwise the schema must be current.
 	Dev    bool
 	Stdout io.Writer
+	// Buckets are the segment definitions; nil means the stock examples.
+	Buckets []*buckets.Bucket
 
 	banner   string
 	unlock   func()
@@ -59,6 +62,8 @@ type Main struct {
 	listener net.Listener
 	http     *http.Server
 	contacts *bus.Partitioned
+	buckets  *bus.Partitioned
+	registry *buckets.Registry
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -103,11 +108,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	defs := m.Buckets
+	if defs == nil {
+		defs = exampleBuckets()
+	}
+	if m.registry, err = buckets.NewRegistry(m.Config.EnabledBuckets, defs...); err != nil {
+		return fmt.Errorf("register buckets: %w", err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 
 	if m.Config.runs(ServiceContacts) {
 		if err := m.startContacts(runCtx, pub, deadLetters); err != nil {
+			return err
+		}
+	}
+	if m.Config.runs(ServiceBuckets) {
+		if err := m.startBuckets(runCtx, pub, deadLetters); err != nil {
 			return err
 		}
 	}
@@ -280,6 +298,22 @@ func (m *Main) startContacts(ctx context.Context, pub *bus.Publisher, dl *bus.De
 			}
 		}
 	})
+	return nil
+}
+
+// startBuckets runs the real-time segment evaluation on ACTIVITY.
+func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
+	runner := projections.NewRunner(buckets.Name, m.pool, pub, buckets.NewProjector(m.registry, m.Log), m.Log)
+	p, err := bus.NewPartitioned(bus.PartitionedConfig{
+		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: buckets.Name,
+		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		Logger: m.Log, Registerer: m.reg,
+	}, runner)
+	if err != nil {
+		return err
+	}
+	m.buckets = p
+	m.goRun("buckets evaluation", func() error { return p.Run(ctx) })
 	return nil
 }
 

@@ -21,6 +21,13 @@ const testAdminKey = "e2e-admin-key"
 // appOption adjusts the configuration before the process starts.
 type appOption func(*Config)
 
+// withBuckets enables the stock example buckets (ENABLED_BUCKETS); the
+// other end-to-end tests run without segments so that transition events
+// do not appear in the histories they count.
+func withBuckets(ids string) appOption {
+	return func(c *Config) { c.EnabledBuckets = ids }
+}
+
 // withNATSListen opens the embedded server's TCP listener.
 func withNATSListen(addr string) appOption {
 	return func(c *Config) { c.NATSListen = addr }
@@ -44,6 +51,7 @@ func testConfig(t *testing.T, opts ...appOption) Config {
 	// The polling helpers read the admin API far more often than 100
 	// times a minute; the limiter has its own tests in httpapi.
 	cfg.RateLimit = 0
+	cfg.EnabledBuckets = " " // none; withBuckets enables some
 	for _, o := range opts {
 		o(&cfg)
 	}

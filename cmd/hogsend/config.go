@@ -34,16 +34,19 @@ type Config struct {
 	PinnedTTL    time.Duration
 	ApplyTimeout time.Duration
 	RateLimit    int // admin requests per minute per key; 0 disables
+	// EnabledBuckets is ENABLED_BUCKETS: "*" (default) or a csv of ids.
+	EnabledBuckets string
 }
 
 // Service names for serve --only.
 const (
 	ServiceAPI      = "api"
 	ServiceContacts = "contacts"
+	ServiceBuckets  = "buckets"
 )
 
 // allServices are started when --only is not given.
-var allServices = []string{ServiceAPI, ServiceContacts}
+var allServices = []string{ServiceAPI, ServiceContacts, ServiceBuckets}
 
 // defaultDatabaseURL is the local server of `hogsend dev`.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/hogsend?sslmode=disable"
@@ -78,6 +81,8 @@ func envConfig(getenv func(string) string) (Config, error) {
 	str("HOGSEND_NATS_LISTEN", &c.NATSListen)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
+	// ENABLED_BUCKETS keeps whitespace: a blank value enables none.
+	c.EnabledBuckets = getenv("ENABLED_BUCKETS")
 	if v := getenv("PORT"); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 0 || p > 65535 {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
 // maxReadyLag is the consumer backlog above which the process reports
@@ -50,8 +51,11 @@ func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 	} else {
 		components["nats"] = map[string]any{"status": "up"}
 	}
-	if m.contacts != nil {
-		lag, err := m.contacts.Lag(ctx)
+	for name, group := range map[string]*bus.Partitioned{"contacts": m.contacts, "buckets": m.buckets} {
+		if group == nil {
+			continue
+		}
+		lag, err := group.Lag(ctx)
 		var total uint64
 		for _, n := range lag {
 			total += n
@@ -64,7 +68,7 @@ func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 			ok = false
 			c["status"] = "lagging"
 		}
-		components["contacts"] = c
+		components[name] = c
 	}
 	status, code := "ready", http.StatusOK
 	if !ok {

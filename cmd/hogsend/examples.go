@@ -1,0 +1,31 @@
+package main
+
+import (
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
+	"github.com/seed-eeb360f6/hogsend/services/condition"
+)
+
+// exampleBuckets are the segments the stock binary ships; the README's
+// quickstart events make a contact enter them. A program embedding the
+// engine passes its own definitions in Main.Buckets instead.
+func exampleBuckets() []*buckets.Bucket {
+	criteria := func(n condition.Node) *condition.Node { return &n }
+	return []*buckets.Bucket{
+		buckets.MustDefine(buckets.Meta{
+			ID: "pro-plan", Name: "On the pro plan",
+			Description: "Contacts whose plan property is pro.",
+			Criteria:    criteria(condition.Prop("plan").Eq("pro")),
+		}),
+		buckets.MustDefine(buckets.Meta{
+			ID: "power-users", Name: "Power users",
+			Description: "Contacts who used a feature at least five times.",
+			Criteria:    criteria(condition.Event("feature_used").AtLeast(5)),
+		}),
+		buckets.MustDefine(buckets.Meta{
+			ID: "active-this-week", Name: "Active this week",
+			Description: "Contacts who opened the app in the last seven days.",
+			TimeBased:   true,
+			Criteria:    criteria(condition.Event("app_open").Within(condition.Days(7)).Exists()),
+		}),
+	}
+}
