@@ -31,6 +31,12 @@ CREATE INDEX bucket_memberships_bucket_status_evaluated ON bucket_memberships (b
 CREATE INDEX bucket_memberships_expires ON bucket_memberships (expires_at) WHERE status = 'active';
 CREATE INDEX bucket_memberships_max_dwell ON bucket_memberships (max_dwell_at) WHERE status = 'active';
 
+-- Memberships, history and preferences are keyed by the contact key
+-- (external id, else anonymous id, else id); sweeps and backfills join live
+-- contacts on it. The indexed columns never change on a property update,
+-- so contact updates stay HOT.
+CREATE INDEX contacts_live_key ON contacts ((coalesce(external_id, anonymous_id, id::text))) WHERE deleted_at IS NULL;
+
 -- Admin overrides per bucket (enable/disable) and the criteria hash the
 -- last backfill computed memberships for.
 CREATE TABLE bucket_configs (

@@ -27,6 +27,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/schema"
 	"github.com/seed-eeb360f6/hogsend/services/admin"
 	"github.com/seed-eeb360f6/hogsend/services/apikey"
+	"github.com/seed-eeb360f6/hogsend/services/bucketapi"
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
@@ -314,6 +315,10 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 	}
 	m.buckets = p
 	m.goRun("buckets evaluation", func() error { return p.Run(ctx) })
+	// Every buckets instance sweeps on its ticker; an advisory lock lets
+	// one sweep run at a time across instances.
+	sweeper := buckets.NewReconciler(m.pool, pub, m.registry, m.Log, nil)
+	m.goRun("buckets reconcile", func() error { return sweeper.RunSweeps(ctx, m.Config.ReconcileEvery) })
 	return nil
 }
 
@@ -324,6 +329,7 @@ func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest
 	contactapi.New(m.pool, m.nc, pub, contactapi.Options{Logger: m.Log, ApplyTimeout: m.Config.ApplyTimeout}).Routes(router, keys)
 	keys.Routes(router, keys)
 	admin.NewDLQ(dl).Routes(router, keys)
+	bucketapi.New(m.pool, m.registry).Routes(router, keys)
 	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
 		Summary: "This OpenAPI document", Tags: []string{"meta"},
 	})

@@ -36,6 +36,8 @@ type Config struct {
 	RateLimit    int // admin requests per minute per key; 0 disables
 	// EnabledBuckets is ENABLED_BUCKETS: "*" (default) or a csv of ids.
 	EnabledBuckets string
+	// ReconcileEvery spaces the bucket reconcile sweeps.
+	ReconcileEvery time.Duration
 }
 
 // Service names for serve --only.
@@ -55,17 +57,18 @@ const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/hogsend?sslmode=d
 // count as unset. Errors name the variable.
 func envConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		DatabaseURL:  defaultDatabaseURL,
-		Port:         3002,
-		DataDir:      ".hogsend",
-		NATSListen:   "127.0.0.1:4223",
-		LogLevel:     "info",
-		LogFormat:    "auto",
-		Retention:    streams.DefaultRetention,
-		Services:     allServices,
-		PinnedTTL:    5 * time.Second,
-		ApplyTimeout: 5 * time.Second,
-		RateLimit:    100,
+		DatabaseURL:    defaultDatabaseURL,
+		Port:           3002,
+		DataDir:        ".hogsend",
+		NATSListen:     "127.0.0.1:4223",
+		LogLevel:       "info",
+		LogFormat:      "auto",
+		Retention:      streams.DefaultRetention,
+		Services:       allServices,
+		PinnedTTL:      5 * time.Second,
+		ApplyTimeout:   5 * time.Second,
+		RateLimit:      100,
+		ReconcileEvery: 5 * time.Minute,
 	}
 	var errs []error
 	str := func(name string, dst *string) {
@@ -113,6 +116,7 @@ func envConfig(getenv func(string) string) (Config, error) {
 	dur("HOGSEND_ACTIVITY_MAX_AGE", &c.Retention.ActivityMaxAge)
 	dur("HOGSEND_DEDUPE_WINDOW", &c.Retention.Duplicates)
 	dur("HOGSEND_PINNED_TTL", &c.PinnedTTL)
+	dur("HOGSEND_BUCKET_RECONCILE_EVERY", &c.ReconcileEvery)
 	if v := getenv("HOGSEND_STREAM_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || (n != 1 && n != 3 && n != 5) {

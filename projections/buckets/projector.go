@@ -330,35 +330,15 @@ func (st *batchState) reload(ctx context.Context, key, bucket string) error {
 	return nil
 }
 
-// emit queues a transition event for EVENTS (spec 10 §4.5). Its id and
-// idempotency key derive from (bucket, key, kind, epoch), so every writer
-// and every replay produces the same event and the stream and history
-// keep one.
+// emit queues a transition event for EVENTS (spec 10 §4.5) in the
+// batch's outbox.
 func (p *Projector) emit(st *batchState, b *Bucket, a *streams.Activity, kind string, epoch int, reason string, at time.Time) {
-	key := TransitionKey(b.ID(), a.Key, kind, epoch)
-	props := map[string]any{
-		"bucketId": b.ID(), "bucketName": b.Name(), "userId": a.Key,
-		"transition": kind, "source": SourceEvent, "entryCount": epoch,
-	}
-	if reason != "" {
-		props["reason"] = reason
-	}
-	rawProps, _ := json.Marshal(props)
-	name := EnteredEvent(b.ID())
-	if kind == "left" {
-		name = LeftEvent(b.ID())
-	}
-	ev := &streams.Event{
-		V: streams.EnvelopeVersion, ID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(key)).String(),
-		Type: streams.TypeTrack, Name: name, UserID: a.Key, Email: emailOf(a), ContactID: a.ContactID,
-		EventProperties: rawProps, IdempotencyKey: key, ReceivedAt: at, Source: "bucket",
-	}
-	data, err := json.Marshal(ev)
+	msg, err := transitionMsg(b, a.Key, a.ContactID, emailOf(a), kind, epoch, SourceEvent, reason, at)
 	if err != nil {
-		p.log.Error("encode transition", "key", key, "err", err)
+		p.log.Error("encode transition", "bucket", b.ID(), "key", a.Key, "err", err)
 		return
 	}
-	st.out.Outbox = append(st.out.Outbox, bus.OutMsg{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: data})
+	st.out.Outbox = append(st.out.Outbox, msg)
 	st.out.OutboxFrom = append(st.out.OutboxFrom, a.Seq)
 }
 

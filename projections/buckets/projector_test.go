@@ -92,6 +92,19 @@ func (e *engine) send(userID, name string, eventProps, contactProps map[string]a
 	e.settle()
 }
 
+// publishOnly publishes without waiting for the loop to settle.
+func (e *engine) publishOnly(userID, name string, contactProps map[string]any) {
+	e.t.Helper()
+	ev := &streams.Event{V: streams.EnvelopeVersion, ID: uuid.Must(uuid.NewV7()).String(), Type: streams.TypeTrack,
+		Name: name, UserID: userID, ReceivedAt: e.clock, Source: "test"}
+	if contactProps != nil {
+		ev.ContactProperties, _ = json.Marshal(contactProps)
+	}
+	if _, err := e.pub.PublishEvent(context.Background(), ev); err != nil {
+		e.t.Error(err)
+	}
+}
+
 // settle waits until both consumers have nothing pending.
 func (e *engine) settle() {
 	e.t.Helper()

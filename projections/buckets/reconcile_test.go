@@ -1,0 +1,175 @@
+package buckets_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
+	"github.com/seed-eeb360f6/hogsend/services/condition"
+)
+
+func (e *engine) reconciler(defs ...*buckets.Bucket) (*buckets.Reconciler, *time.Time) {
+	e.t.Helper()
+	reg, err := buckets.NewRegistry("", defs...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	now := new(time.Time)
+	return buckets.NewReconciler(e.pool, e.pub, reg, nil, func() time.Time { return *now }), now
+}
+
+func (e *engine) sweep(r *buckets.Reconciler) buckets.SweepResult {
+	e.t.Helper()
+	res, err := r.Sweep(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.settle()
+	return res
+}
+
+func (e *engine) count(name string, user string) int {
+	n := 0
+	for _, tr := range e.transitions(user) {
+		if tr.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// Scenario 23: a time-based member idle past the window leaves with
+// source reconcile; a member past maxDwell leaves with reason maxDwell.
+func TestReconcileLeavesExpiredAndMaxDwell(t *testing.T) {
+	t.Parallel()
+	active := buckets.MustDefine(buckets.Meta{ID: "active", Name: "Active", Criteria: crit(condition.Event("app_open").Within(condition.Days(7)).Exists())})
+	capped := buckets.MustDefine(buckets.Meta{ID: "capped", Name: "Capped", MaxDwell: 24 * time.Hour, Criteria: crit(condition.Prop("plan").Eq("pro"))})
+	e := startEngine(t, active, capped)
+	r, now := e.reconciler(active, capped)
+	start := e.clock
+	e.send("u1", "app_open", nil, map[string]any{"plan": "pro"})
+	if len(e.memberships("u1", "active")) != 1 || len(e.memberships("u1", "capped")) != 1 {
+		t.Fatal("did not join")
+	}
+	*now = start.Add(23 * time.Hour)
+	if res := e.sweep(r); !res.Ran || res.Left != 0 {
+		t.Fatalf("sweep inside the window and maxDwell left someone: %+v", res)
+	}
+	*now = start.Add(25 * time.Hour)
+	if res := e.sweep(r); res.Left != 1 {
+		t.Fatalf("sweep after maxDwell: %+v", res)
+	}
+	if m := e.memberships("u1", "capped"); m[0].Status != "left" {
+		t.Fatalf("maxDwell: %+v", m)
+	}
+	if m := e.memberships("u1", "active"); m[0].Status != "active" {
+		t.Fatalf("left inside its window: %+v", m)
+	}
+	*now = start.Add(8 * 24 * time.Hour)
+	e.sweep(r)
+	if m := e.memberships("u1", "active"); m[0].Status != "left" {
+		t.Fatalf("window: %+v", m)
+	}
+	for _, tr := range e.transitions("u1") {
+		switch tr.Name {
+		case "bucket:left:active":
+			if tr.Props["source"] != "reconcile" || tr.Props["reason"] != "criteria" {
+				t.Fatalf("window leave %v", tr.Props)
+			}
+		case "bucket:left:capped":
+			if tr.Props["source"] != "reconcile" || tr.Props["reason"] != "maxDwell" {
+				t.Fatalf("maxDwell leave %v", tr.Props)
+			}
+		}
+	}
+	// A second sweep changes nothing.
+	if res := e.sweep(r); res.Left != 0 {
+		t.Fatalf("second sweep left again: %+v", res)
+	}
+}
+
+// The leave minDwell deferred completes in the sweep once its deadline
+// passed, without waiting for another event (spec 10 §4.4 flaw fixed).
+func TestReconcileCompletesDeferredLeave(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "sticky", Name: "Sticky", MinDwell: time.Hour, Criteria: crit(condition.Prop("plan").Eq("pro"))})
+	e := startEngine(t, b)
+	r, now := e.reconciler(b)
+	start := e.clock
+	e.send("u1", "a", nil, map[string]any{"plan": "pro"})
+	e.clock = e.clock.Add(5 * time.Minute)
+	e.send("u1", "b", nil, map[string]any{"plan": "free"})
+	*now = start.Add(30 * time.Minute)
+	e.sweep(r)
+	if m := e.memberships("u1", "sticky"); m[0].Status != "active" {
+		t.Fatal("left before minDwell")
+	}
+	*now = start.Add(61 * time.Minute)
+	e.sweep(r)
+	if m := e.memberships("u1", "sticky"); m[0].Status != "left" {
+		t.Fatalf("deferred leave not completed: %+v", m)
+	}
+	if e.count("bucket:left:sticky", "u1") != 1 {
+		t.Fatal("want exactly one leave")
+	}
+}
+
+// Acceptance: real-time evaluation and the sweep racing on the same
+// members store exactly one bucket:left per epoch.
+func TestRealtimeAndSweepRaceEmitOneLeavePerEpoch(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "racy", Name: "Racy", Criteria: crit(condition.All(
+		condition.Event("app_open").Within(condition.Days(1)).Exists(),
+		condition.Prop("plan").Eq("pro"),
+	))})
+	e := startEngine(t, b)
+	r, now := e.reconciler(b)
+	const users = 20
+	for round := 0; round < 3; round++ {
+		for u := 0; u < users; u++ {
+			e.send(userName(u), "app_open", nil, map[string]any{"plan": "pro"})
+		}
+		// Both writers now see a reason to leave: the window ran out for
+		// the sweep, and the plan changes for real-time evaluation.
+		e.clock = e.clock.Add(25 * time.Hour)
+		*now = e.clock
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Sweep(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for u := 0; u < users; u++ {
+				e.publishOnly(userName(u), "downgrade", map[string]any{"plan": "free"})
+			}
+		}()
+		wg.Wait()
+		e.settle()
+		e.clock = e.clock.Add(time.Minute)
+	}
+	for u := 0; u < users; u++ {
+		m := e.memberships(userName(u), "racy")
+		if len(m) != 3 {
+			t.Fatalf("%s: %d rows, want 3 epochs: %+v", userName(u), len(m), m)
+		}
+		for _, row := range m {
+			if row.Status != "left" {
+				t.Fatalf("%s: %+v", userName(u), m)
+			}
+		}
+		if n := e.count("bucket:left:racy", userName(u)); n != 3 {
+			t.Fatalf("%s: %d leaves for 3 epochs", userName(u), n)
+		}
+		if n := e.count("bucket:entered:racy", userName(u)); n != 3 {
+			t.Fatalf("%s: %d entries for 3 epochs", userName(u), n)
+		}
+	}
+}
+
+func userName(i int) string { return "racer-" + string(rune('a'+i)) }

@@ -1,0 +1,27 @@
+-- Owned by projections/buckets: the reconcile sweep's reads and writes.
+
+-- name: BucketSweepLock :one
+-- One sweep at a time across every process (transaction-scoped lock).
+SELECT pg_try_advisory_xact_lock(hashtextextended('hogsend:bucket-reconcile', 0));
+
+-- name: BucketActiveMembersPage :many
+-- Active members with a live contact, by row id (keyset paging), with
+-- what evaluation needs. Contacts are found by their key, live only.
+SELECT m.id, m.user_id, m.user_email, m.entered_at, m.entry_count, m.expires_at, m.max_dwell_at,
+       c.id AS contact_id, c.email AS contact_email, c.properties
+FROM bucket_memberships m
+JOIN contacts c ON c.deleted_at IS NULL AND coalesce(c.external_id, c.anonymous_id, c.id::text) = m.user_id
+WHERE m.bucket_id = @bucket_id AND m.status = 'active' AND m.deleted_at IS NULL AND m.id > @after
+ORDER BY m.id
+LIMIT @lim;
+
+-- name: BucketMembershipsLeaveMany :many
+-- Compare-and-set of a sweep's leaves: only rows still active (and old
+-- enough when minDwell applies) flip.
+UPDATE bucket_memberships
+SET status = 'left', left_at = @at, last_evaluated_at = @at, updated_at = @at
+WHERE id = ANY(@ids::uuid[]) AND status = 'active' AND deleted_at IS NULL AND entered_at <= @entered_before
+RETURNING id;
+
+-- name: BucketMembershipsEvaluated :exec
+UPDATE bucket_memberships SET last_evaluated_at = @at WHERE id = ANY(@ids::uuid[]) AND status = 'active';
