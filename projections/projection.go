@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
@@ -274,8 +275,15 @@ func (r *Runner) apply(ctx context.Context, group []*request, states []*partStat
 		}
 	}
 	derived := pending
+	if len(out.OutboxFrom) != len(out.Outbox) {
+		return applied{}, fmt.Errorf("projector %s: %d outbox messages but %d origins", r.name, len(out.Outbox), len(out.OutboxFrom))
+	}
 	for i, m := range out.Outbox {
-		p := partOf[out.OutboxFrom[i]]
+		p, ok := partOf[out.OutboxFrom[i]]
+		if !ok {
+			// A message filed under no input of the batch would be lost.
+			return applied{}, fmt.Errorf("projector %s: outbox message from sequence %d, which is not in the batch", r.name, out.OutboxFrom[i])
+		}
 		derived[p] = append(derived[p], m)
 	}
 
@@ -330,34 +338,57 @@ func (r *Runner) apply(ctx context.Context, group []*request, states []*partStat
 	return applied{msgs: all, after: out.AfterPublish}, nil
 }
 
-// encodeOutbox frames messages as (subject, msg id, data) length-prefixed
-// triples; one row per batch keeps the outbox to one insert.
+// encodeOutbox frames messages as length-prefixed (subject, msg id, data,
+// header count, header name/value pairs); one row per partition and batch
+// keeps the outbox to one insert.
 func encodeOutbox(msgs []bus.OutMsg) []byte {
 	n := 0
 	for _, m := range msgs {
-		n += len(m.Subject) + len(m.MsgID) + len(m.Data) + 3*binary.MaxVarintLen32
+		n += len(m.Subject) + len(m.MsgID) + len(m.Data) + 4*binary.MaxVarintLen32
 	}
 	b := make([]byte, 0, n)
+	str := func(v string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
 	for _, m := range msgs {
-		b = binary.AppendUvarint(b, uint64(len(m.Subject)))
-		b = append(b, m.Subject...)
-		b = binary.AppendUvarint(b, uint64(len(m.MsgID)))
-		b = append(b, m.MsgID...)
+		str(m.Subject)
+		str(m.MsgID)
 		b = binary.AppendUvarint(b, uint64(len(m.Data)))
 		b = append(b, m.Data...)
+		pairs := 0
+		for _, vs := range m.Header {
+			pairs += len(vs)
+		}
+		b = binary.AppendUvarint(b, uint64(pairs))
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				str(k)
+				str(v)
+			}
+		}
 	}
 	return b
 }
 
 func decodeOutbox(b []byte) ([]bus.OutMsg, error) {
 	var out []bus.OutMsg
-	field := func() ([]byte, error) {
+	errTrunc := errors.New("truncated outbox payload")
+	uv := func() (uint64, error) {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, errors.New("truncated outbox payload")
+		if k <= 0 {
+			return 0, errTrunc
 		}
-		v := b[k : k+int(n)]
-		b = b[k+int(n):]
+		b = b[k:]
+		return n, nil
+	}
+	field := func() ([]byte, error) {
+		n, err := uv()
+		if err != nil || uint64(len(b)) < n {
+			return nil, errTrunc
+		}
+		v := b[:n]
+		b = b[n:]
 		return v, nil
 	}
 	for len(b) > 0 {
@@ -373,7 +404,26 @@ func decodeOutbox(b []byte) ([]bus.OutMsg, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, bus.OutMsg{Subject: string(subj), MsgID: string(id), Data: data})
+		m := bus.OutMsg{Subject: string(subj), MsgID: string(id), Data: data}
+		pairs, err := uv()
+		if err != nil {
+			return nil, err
+		}
+		for range pairs {
+			k, err := field()
+			if err != nil {
+				return nil, err
+			}
+			v, err := field()
+			if err != nil {
+				return nil, err
+			}
+			if m.Header == nil {
+				m.Header = nats.Header{}
+			}
+			m.Header.Add(string(k), string(v))
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }

@@ -319,6 +319,13 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 	// one sweep run at a time across instances.
 	sweeper := buckets.NewReconciler(m.pool, pub, m.registry, m.Log, nil)
 	m.goRun("buckets reconcile", func() error { return sweeper.RunSweeps(ctx, m.Config.ReconcileEvery) })
+	expiry := buckets.NewExpiryHandler(m.pool, pub, m.registry, m.Log, nil)
+	m.goRun("buckets expiry timers", func() error {
+		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
+			JetStream: m.js, Stream: streams.StreamTimers, Name: "bucket-expiry", FilterSubject: buckets.ExpiryDueSubject,
+			DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+		}, expiry.Handle)
+	})
 	return nil
 }
 

@@ -69,6 +69,9 @@ type batchState struct {
 	loaded  map[string]bool // keys whose rows are loaded
 	touched map[uuid.UUID]time.Time
 	out     projections.Output
+	// from is the ACTIVITY sequence of the message being evaluated: the
+	// runner files derived messages under that message's partition.
+	from uint64
 }
 
 // Apply implements projections.Projector.
@@ -209,6 +212,7 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 	if !a.Stored || e.Type != streams.TypeTrack || e.Engine() || a.Contact.DeletedAt != nil {
 		return nil
 	}
+	st.from = seq
 	cands := p.reg.Candidates(e.Name, objectKeys(e.EventProperties), objectKeys(e.ContactProperties))
 	if len(cands) == 0 {
 		return nil
@@ -279,6 +283,17 @@ func (p *Projector) join(ctx context.Context, st *batchState, ps *pairState, b *
 	}
 	ps.active = &activeRow{id: row.ID, enteredAt: at, epoch: int(row.EntryCount)}
 	ps.rows = int(row.EntryCount)
+	if meta.FastExpiry && params.ExpiresAt != nil {
+		// Armed before the join is emitted (§4.4): the timer rides the
+		// same outbox, so a committed join always has its timer.
+		timer, err := expiryTimer(Expiry{RowID: row.ID.String(), BucketID: b.ID(), Key: a.Key, ContactID: a.ContactID,
+			Email: deref(params.UserEmail), ArmedExpiresAt: *params.ExpiresAt})
+		if err != nil {
+			return err
+		}
+		st.out.Outbox = append(st.out.Outbox, timer)
+		st.out.OutboxFrom = append(st.out.OutboxFrom, st.from)
+	}
 	if ShouldEmitJoin(b, prior, at) {
 		p.emit(st, b, a, "entered", int(row.EntryCount), "", at)
 	}
@@ -339,7 +354,7 @@ func (p *Projector) emit(st *batchState, b *Bucket, a *streams.Activity, kind st
 		return
 	}
 	st.out.Outbox = append(st.out.Outbox, msg)
-	st.out.OutboxFrom = append(st.out.OutboxFrom, a.Seq)
+	st.out.OutboxFrom = append(st.out.OutboxFrom, st.from)
 }
 
 // emailOf is the contact's email, else the email the event carried (the

@@ -27,10 +27,9 @@ type Publisher interface {
 // past maxDwell, and leaves deferred by minDwell whose deadline passed
 // (the reference only finished those on a later event).
 //
-// A leave is published before its compare-and-set: the transition's key
-// is derived from (bucket, key, epoch), so if another writer (real-time
-// evaluation, a concurrent sweep) flips the row first it publishes the
-// very same event and history keeps one.
+// Leaves are compare-and-sets: only the writer that flips a row publishes
+// its transition, and the transition's key derives from (bucket, key,
+// epoch), so even a repeated publish is one event in history.
 type Reconciler struct {
 	pool *pgxpool.Pool
 	pub  Publisher
@@ -179,33 +178,40 @@ func (r *Reconciler) sweepBucket(ctx context.Context, b *Bucket) (evaluated, lef
 	}
 }
 
-// leave publishes the transitions of rows, then flips them.
+// leave flips rows that are still active (and old enough) and publishes
+// the transitions of those it flipped (see leaveAndPublish).
 func (r *Reconciler) leave(ctx context.Context, b *Bucket, rows []dbsqlc.BucketActiveMembersPageRow, reason string, enteredBefore, now time.Time) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	msgs := make([]bus.OutMsg, 0, len(rows))
+	byID := make(map[uuid.UUID]dbsqlc.BucketActiveMembersPageRow, len(rows))
 	ids := make([]uuid.UUID, 0, len(rows))
 	for _, m := range rows {
-		email := deref(m.UserEmail)
-		if m.ContactEmail != nil {
-			email = *m.ContactEmail
-		}
-		msg, err := transitionMsg(b, m.UserID, m.ContactID.String(), email, "left", int(m.EntryCount), SourceReconcile, reason, now)
-		if err != nil {
-			return 0, err
-		}
-		msgs = append(msgs, msg)
+		byID[m.ID] = m
 		ids = append(ids, m.ID)
 	}
-	if err := r.pub.PublishAsyncBatch(ctx, msgs); err != nil {
-		return 0, fmt.Errorf("publish leaves: %w", err)
-	}
-	flipped, err := dbsqlc.New(r.pool).BucketMembershipsLeaveMany(ctx, dbsqlc.BucketMembershipsLeaveManyParams{At: &now, Ids: ids, EnteredBefore: enteredBefore})
+	flippedN := 0
+	err := leaveAndPublish(ctx, r.pool, r.pub, func(q *dbsqlc.Queries) ([]leaving, error) {
+		flipped, err := q.BucketMembershipsLeaveMany(ctx, dbsqlc.BucketMembershipsLeaveManyParams{At: &now, Ids: ids, EnteredBefore: enteredBefore})
+		if err != nil {
+			return nil, fmt.Errorf("leave members: %w", err)
+		}
+		out := make([]leaving, 0, len(flipped))
+		for _, f := range flipped {
+			m := byID[f.ID]
+			email := deref(m.UserEmail)
+			if m.ContactEmail != nil {
+				email = *m.ContactEmail
+			}
+			out = append(out, leaving{bucket: b, key: m.UserID, contactID: m.ContactID.String(), email: email, epoch: int(f.EntryCount)})
+		}
+		flippedN = len(out)
+		return out, nil
+	}, SourceReconcile, reason, now)
 	if err != nil {
-		return 0, fmt.Errorf("leave members: %w", err)
+		return 0, err
 	}
-	return len(flipped), nil
+	return flippedN, nil
 }
 
 // transitionMsg builds a transition event for EVENTS. Its id and

@@ -8,6 +8,8 @@ import (
 
 	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
 func (e *engine) reconciler(defs ...*buckets.Bucket) (*buckets.Reconciler, *time.Time) {
@@ -164,7 +166,7 @@ func TestRealtimeAndSweepRaceEmitOneLeavePerEpoch(t *testing.T) {
 			}
 		}
 		if n := e.count("bucket:left:racy", userName(u)); n != 3 {
-			t.Fatalf("%s: %d leaves for 3 epochs", userName(u), n)
+			t.Fatalf("%s: %d leaves for 3 epochs: rows %+v, transitions %+v", userName(u), n, m, e.transitions(userName(u)))
 		}
 		if n := e.count("bucket:entered:racy", userName(u)); n != 3 {
 			t.Fatalf("%s: %d entries for 3 epochs", userName(u), n)
@@ -173,3 +175,48 @@ func TestRealtimeAndSweepRaceEmitOneLeavePerEpoch(t *testing.T) {
 }
 
 func userName(i int) string { return "racer-" + string(rune('a'+i)) }
+
+// Fast expiry: a member of a fastExpiry bucket leaves when its timer fires
+// on TIMERS, without an event or a sweep.
+func TestFastExpiryTimerEndsMembership(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "flash", Name: "Flash", FastExpiry: true,
+		Criteria: crit(condition.Event("ping").Within(condition.Seconds(1)).Exists())})
+	e := startEngine(t, b)
+	reg, err := buckets.NewRegistry("", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := buckets.NewExpiryHandler(e.pool, e.pub, reg, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bus.RunWorkQueue(ctx, bus.WorkQueueConfig{JetStream: e.js, Stream: streams.StreamTimers, Name: "bucket-expiry",
+			FilterSubject: buckets.ExpiryDueSubject}, h.Handle)
+	}()
+	defer func() { cancel(); <-done }()
+	// The engine clock is in the past, so the window has already run out
+	// by wall-clock time: the timer fires at once.
+	e.send("u1", "ping", nil, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := e.memberships("u1", "flash")
+		if len(m) == 1 && m[0].Status == "left" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timer did not end the membership: %+v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.settle()
+	var left []transition
+	for _, tr := range e.transitions("u1") {
+		if tr.Name == "bucket:left:flash" {
+			left = append(left, tr)
+		}
+	}
+	if len(left) != 1 || left[0].Props["source"] != "reconcile" || left[0].Props["reason"] != "criteria" {
+		t.Fatalf("leaves %+v", left)
+	}
+}

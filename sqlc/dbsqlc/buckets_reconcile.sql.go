@@ -75,6 +75,45 @@ func (q *Queries) BucketActiveMembersPage(ctx context.Context, arg BucketActiveM
 	return items, nil
 }
 
+const bucketContactByKey = `-- name: BucketContactByKey :one
+SELECT id, email, properties FROM contacts
+WHERE deleted_at IS NULL AND coalesce(external_id, anonymous_id, id::text) = $1::text
+`
+
+type BucketContactByKeyRow struct {
+	ID         uuid.UUID
+	Email      *string
+	Properties json.RawMessage
+}
+
+func (q *Queries) BucketContactByKey(ctx context.Context, key string) (BucketContactByKeyRow, error) {
+	row := q.db.QueryRow(ctx, bucketContactByKey, key)
+	var i BucketContactByKeyRow
+	err := row.Scan(&i.ID, &i.Email, &i.Properties)
+	return i, err
+}
+
+const bucketMembershipExpire = `-- name: BucketMembershipExpire :one
+UPDATE bucket_memberships
+SET status = 'left', left_at = $1, last_evaluated_at = $1, updated_at = $1
+WHERE id = $2 AND status = 'active' AND deleted_at IS NULL AND expires_at = $3
+RETURNING entry_count
+`
+
+type BucketMembershipExpireParams struct {
+	At             *time.Time
+	ID             uuid.UUID
+	ArmedExpiresAt *time.Time
+}
+
+// The fast-expiry timer's compare-and-set: only the row as it was armed.
+func (q *Queries) BucketMembershipExpire(ctx context.Context, arg BucketMembershipExpireParams) (int32, error) {
+	row := q.db.QueryRow(ctx, bucketMembershipExpire, arg.At, arg.ID, arg.ArmedExpiresAt)
+	var entry_count int32
+	err := row.Scan(&entry_count)
+	return entry_count, err
+}
+
 const bucketMembershipsEvaluated = `-- name: BucketMembershipsEvaluated :exec
 UPDATE bucket_memberships SET last_evaluated_at = $1 WHERE id = ANY($2::uuid[]) AND status = 'active'
 `
@@ -93,7 +132,7 @@ const bucketMembershipsLeaveMany = `-- name: BucketMembershipsLeaveMany :many
 UPDATE bucket_memberships
 SET status = 'left', left_at = $1, last_evaluated_at = $1, updated_at = $1
 WHERE id = ANY($2::uuid[]) AND status = 'active' AND deleted_at IS NULL AND entered_at <= $3
-RETURNING id
+RETURNING id, entry_count
 `
 
 type BucketMembershipsLeaveManyParams struct {
@@ -102,21 +141,26 @@ type BucketMembershipsLeaveManyParams struct {
 	EnteredBefore time.Time
 }
 
+type BucketMembershipsLeaveManyRow struct {
+	ID         uuid.UUID
+	EntryCount int32
+}
+
 // Compare-and-set of a sweep's leaves: only rows still active (and old
 // enough when minDwell applies) flip.
-func (q *Queries) BucketMembershipsLeaveMany(ctx context.Context, arg BucketMembershipsLeaveManyParams) ([]uuid.UUID, error) {
+func (q *Queries) BucketMembershipsLeaveMany(ctx context.Context, arg BucketMembershipsLeaveManyParams) ([]BucketMembershipsLeaveManyRow, error) {
 	rows, err := q.db.Query(ctx, bucketMembershipsLeaveMany, arg.At, arg.Ids, arg.EnteredBefore)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []uuid.UUID{}
+	items := []BucketMembershipsLeaveManyRow{}
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var i BucketMembershipsLeaveManyRow
+		if err := rows.Scan(&i.ID, &i.EntryCount); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -21,7 +21,18 @@ LIMIT @lim;
 UPDATE bucket_memberships
 SET status = 'left', left_at = @at, last_evaluated_at = @at, updated_at = @at
 WHERE id = ANY(@ids::uuid[]) AND status = 'active' AND deleted_at IS NULL AND entered_at <= @entered_before
-RETURNING id;
+RETURNING id, entry_count;
 
 -- name: BucketMembershipsEvaluated :exec
 UPDATE bucket_memberships SET last_evaluated_at = @at WHERE id = ANY(@ids::uuid[]) AND status = 'active';
+
+-- name: BucketContactByKey :one
+SELECT id, email, properties FROM contacts
+WHERE deleted_at IS NULL AND coalesce(external_id, anonymous_id, id::text) = @key::text;
+
+-- name: BucketMembershipExpire :one
+-- The fast-expiry timer's compare-and-set: only the row as it was armed.
+UPDATE bucket_memberships
+SET status = 'left', left_at = @at, last_evaluated_at = @at, updated_at = @at
+WHERE id = @id AND status = 'active' AND deleted_at IS NULL AND expires_at = @armed_expires_at
+RETURNING entry_count;

@@ -85,6 +85,9 @@ type OutMsg struct {
 	// dropped.
 	MsgID string
 	Data  []byte
+	// Header is sent with the message when set (e.g. Nats-Schedule
+	// headers of a timer).
+	Header nats.Header
 }
 
 // PublishEvent publishes e to EVENTS on its partition-key subject, deduped
@@ -187,7 +190,13 @@ func (p *Publisher) publishAsync(ctx context.Context, msgs []OutMsg, results []P
 		if m.MsgID != "" {
 			opts = append(opts, jetstream.WithMsgID(m.MsgID))
 		}
-		f, err := p.js.PublishAsync(m.Subject, m.Data, opts...)
+		var f jetstream.PubAckFuture
+		var err error
+		if len(m.Header) > 0 {
+			f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, opts...)
+		} else {
+			f, err = p.js.PublishAsync(m.Subject, m.Data, opts...)
+		}
 		if err != nil {
 			p.metrics.publishedAdd("", "error")
 			results[i].Err = fmt.Errorf("publish %s: %w", m.Subject, err)
