@@ -29,7 +29,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
+	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 	"github.com/seed-eeb360f6/hogsend/streams/embedded"
@@ -44,7 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 100000, "events per throughput run")
 	rate := fs.Int("rate", 2000, "events/s of the latency run")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
-	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, latency, memory (default all)")
+	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, buckets, latency, memory (default all)")
 	latencyAPIOnly := fs.Bool("latency-api-only", false, "latency run without the contacts projection (ingest alone)")
 	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the in-process runs to this file")
@@ -91,6 +93,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		b.row("ingest → contacts projection → ACTIVITY (70% existing, 30% new)", e2e, base)
 		b.row("replay contacts --from-start", replay, base)
 	}
+	if runs("buckets") {
+		projected, evaluated, err := b.bucketsThroughput(ctx)
+		if err != nil {
+			return fmt.Errorf("buckets: %w", err)
+		}
+		b.row("contacts projection with 50 buckets evaluated alongside (projected)", projected, 0)
+		b.row("buckets evaluation of the same events (evaluated)", evaluated, projected)
+	}
 	if runs("latency") {
 		b.latencyServices = []string{ServiceAPI, ServiceContacts}
 		if *latencyAPIOnly {
@@ -123,6 +133,9 @@ type bench struct {
 	headers bool
 	// latencyServices run during the latency measurement.
 	latencyServices []string
+	// buckets are registered in the runs that start an engine (nil: the
+	// stock examples).
+	buckets []*buckets.Bucket
 }
 
 func (b *bench) row(name string, perSec, baseline float64) {
@@ -244,7 +257,7 @@ func (b *bench) app(ctx context.Context, services []string) (*Main, func(), erro
 	if err := cfg.finish("", ""); err != nil {
 		return nil, nil, err
 	}
-	m := &Main{Config: cfg, Log: b.log, Dev: true, Stdout: io.Discard}
+	m := &Main{Config: cfg, Log: b.log, Dev: true, Stdout: io.Discard, Buckets: b.buckets}
 	if err := m.Run(ctx); err != nil {
 		drop()
 		os.RemoveAll(dir)
@@ -656,4 +669,80 @@ func freePort() int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// fiftyBuckets is a mixed set of property, event-count and composite
+// criteria that all become candidates for the workload's events, and that
+// a contact enters rarely (a segment transition is an exception among the
+// events, as in real use: each one costs a write and an event of its own).
+func fiftyBuckets() []*buckets.Bucket {
+	crit := func(n condition.Node) *condition.Node { return &n }
+	var out []*buckets.Bucket
+	for i := 0; i < 50; i++ {
+		var c condition.Node
+		switch i % 5 {
+		case 0:
+			c = condition.Prop("plan").Eq(fmt.Sprintf("plan-%d", i))
+		case 1:
+			c = condition.Prop("visits").Gte(float64(200000 + i))
+		case 2:
+			c = condition.Event("page_viewed").AtLeast(float64(8 + i))
+		case 3:
+			c = condition.All(condition.Prop("plan").Eq("pro"), condition.Event("page_viewed").Within(condition.Days(7)).AtLeast(float64(9 + i)))
+		default:
+			c = condition.Any(condition.Prop("visits").Lt(float64(-i)), condition.Event("page_viewed").MoreThan(float64(20+i)))
+		}
+		out = append(out, buckets.MustDefine(buckets.Meta{ID: fmt.Sprintf("bench-%02d", i), Name: fmt.Sprintf("Bench %d", i), Criteria: crit(c)}))
+	}
+	return out
+}
+
+// bucketsThroughput ingests the workload with the contacts projection and
+// the evaluation of 50 buckets running, and reports the events/s each got
+// through (both from the start of ingest to its own last event).
+func (b *bench) bucketsThroughput(ctx context.Context) (projected, evaluated float64, err error) {
+	b.buckets = fiftyBuckets()
+	defer func() { b.buckets = nil }()
+	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts, ServiceBuckets})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stop()
+	bodies := batchBodies(workload(b.n, 5), 500)
+	activity, err := m.js.Stream(ctx, streams.StreamActivity)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
+		return 0, 0, err
+	}
+	var projectedAt time.Duration
+	for {
+		if time.Since(start) > 15*time.Minute {
+			return 0, 0, errors.New("no catch-up within 15 minutes")
+		}
+		if projectedAt == 0 {
+			info, err := activity.Info(ctx)
+			if err != nil {
+				return 0, 0, err
+			}
+			if info.State.Msgs >= uint64(b.n) {
+				projectedAt = time.Since(start)
+			}
+		}
+		if projectedAt > 0 {
+			lag, err := m.buckets.Lag(ctx)
+			if err == nil {
+				var left uint64
+				for _, n := range lag {
+					left += n
+				}
+				if left == 0 {
+					return float64(b.n) / projectedAt.Seconds(), float64(b.n) / time.Since(start).Seconds(), nil
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

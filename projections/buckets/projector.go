@@ -71,7 +71,8 @@ type batchState struct {
 	out     projections.Output
 	// from is the ACTIVITY sequence of the message being evaluated: the
 	// runner files derived messages under that message's partition.
-	from uint64
+	from  uint64
+	cache *historyCache
 }
 
 // Apply implements projections.Projector.
@@ -92,7 +93,11 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (proje
 		return projections.Output{}, err
 	}
 	st := &batchState{q: q, pairs: map[pairKey]*pairState{}, loaded: map[string]bool{}, touched: map[uuid.UUID]time.Time{}}
-	if err := st.load(ctx, keysOf(acts), p.reg.bucketIDs()); err != nil {
+	keys := keysOf(acts)
+	if err := st.load(ctx, keys, p.reg.bucketIDs()); err != nil {
+		return projections.Output{}, err
+	}
+	if st.cache, err = prefetch(ctx, q, keys, p.countedEvents(acts)); err != nil {
 		return projections.Output{}, err
 	}
 	for i, a := range acts {
@@ -133,6 +138,26 @@ func (p *Projector) disabled(ctx context.Context, q *dbsqlc.Queries) (map[string
 		}
 	}
 	return off, nil
+}
+
+// countedEvents are the event names the batch's candidate buckets count.
+func (p *Projector) countedEvents(acts []*streams.Activity) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, a := range acts {
+		if a == nil || a.Event.Engine() {
+			continue
+		}
+		for _, b := range p.reg.Candidates(a.Event.Name, objectKeys(a.Event.EventProperties), objectKeys(a.Event.ContactProperties)) {
+			for _, n := range b.EventNames() {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	return names
 }
 
 func keysOf(acts []*streams.Activity) []string {
@@ -203,6 +228,9 @@ func (st *batchState) fold(ctx context.Context, f streams.Fold, at time.Time, bu
 	}
 	delete(st.loaded, f.From)
 	delete(st.loaded, f.To)
+	if st.cache != nil {
+		st.cache.forget(f.From, f.To)
+	}
 	return st.load(ctx, []string{f.To}, buckets)
 }
 
@@ -223,7 +251,7 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 	}
 	at := e.ReceivedAt.UTC()
 	in := condition.Input{Key: a.Key, Email: deref(a.Contact.Email), Properties: props, Now: at}
-	hist := &history{q: st.q, maxSeq: int64(a.Seq)}
+	hist := &history{q: st.q, maxSeq: int64(a.Seq), cache: st.cache}
 	if err := st.load(ctx, []string{a.Key}, p.reg.bucketIDs()); err != nil {
 		return err
 	}
@@ -405,13 +433,36 @@ func deref(s *string) string {
 func ptr(s string) *string { return &s }
 
 // history answers the condition language's history questions from
-// Postgres, as of the evaluated event's position in EVENTS.
+// Postgres, as of the evaluated event's position in EVENTS. Pairs of
+// (key, event name) prefetched for a batch are answered from memory.
 type history struct {
 	q      *dbsqlc.Queries
 	maxSeq int64
+	cache  *historyCache
+}
+
+type evRow struct {
+	seq int64
+	at  time.Time
+}
+
+// historyCache holds every user_events row of some keys for some event
+// names, read in one statement for a whole batch.
+type historyCache struct {
+	keys, events map[string]bool
+	rows         map[string][]evRow // key + "\x00" + event
 }
 
 func (h *history) CountEvents(ctx context.Context, key, eventName string, since *time.Time) (int64, error) {
+	if c := h.cache; c != nil && c.keys[key] && c.events[eventName] {
+		var n int64
+		for _, r := range c.rows[key+"\x00"+eventName] {
+			if r.seq <= h.maxSeq && (since == nil || !r.at.Before(*since)) {
+				n++
+			}
+		}
+		return n, nil
+	}
 	p := dbsqlc.UserEventCountSinceParams{UserID: key, Event: eventName, MaxSeq: &h.maxSeq}
 	if since != nil {
 		p.Since = *since
@@ -421,6 +472,41 @@ func (h *history) CountEvents(ctx context.Context, key, eventName string, since 
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
+}
+
+// prefetch reads the history the batch's evaluations will count.
+func prefetch(ctx context.Context, q *dbsqlc.Queries, keys, events []string) (*historyCache, error) {
+	c := &historyCache{keys: map[string]bool{}, events: map[string]bool{}, rows: map[string][]evRow{}}
+	if len(keys) == 0 || len(events) == 0 {
+		return c, nil
+	}
+	rows, err := q.UserEventsForEvaluation(ctx, dbsqlc.UserEventsForEvaluationParams{UserIds: keys, Events: events})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	for _, k := range keys {
+		c.keys[k] = true
+	}
+	for _, e := range events {
+		c.events[e] = true
+	}
+	for _, r := range rows {
+		// A row without a stream position always counts.
+		seq := int64(-1)
+		if r.StreamSeq != nil {
+			seq = *r.StreamSeq
+		}
+		k := r.UserID + "\x00" + r.Event
+		c.rows[k] = append(c.rows[k], evRow{seq: seq, at: r.OccurredAt})
+	}
+	return c, nil
+}
+
+// forget drops keys whose rows moved (a fold) so they are read again.
+func (c *historyCache) forget(keys ...string) {
+	for _, k := range keys {
+		delete(c.keys, k)
+	}
 }
 
 // LatestEmail finds nothing until the email sends table exists; buckets

@@ -181,3 +181,47 @@ func (q *Queries) BucketSweepLock(ctx context.Context) (bool, error) {
 	err := row.Scan(&pg_try_advisory_xact_lock)
 	return pg_try_advisory_xact_lock, err
 }
+
+const userEventsForEvaluation = `-- name: UserEventsForEvaluation :many
+SELECT user_id, event, stream_seq, occurred_at FROM user_events
+WHERE user_id = ANY($1::text[]) AND event = ANY($2::text[])
+`
+
+type UserEventsForEvaluationParams struct {
+	UserIds []string
+	Events  []string
+}
+
+type UserEventsForEvaluationRow struct {
+	UserID     string
+	Event      string
+	StreamSeq  *int64
+	OccurredAt time.Time
+}
+
+// The history a batch of evaluations needs, read once: every row of the
+// batch's keys for the event names its candidate buckets count.
+func (q *Queries) UserEventsForEvaluation(ctx context.Context, arg UserEventsForEvaluationParams) ([]UserEventsForEvaluationRow, error) {
+	rows, err := q.db.Query(ctx, userEventsForEvaluation, arg.UserIds, arg.Events)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserEventsForEvaluationRow{}
+	for rows.Next() {
+		var i UserEventsForEvaluationRow
+		if err := rows.Scan(
+			&i.UserID,
+			&i.Event,
+			&i.StreamSeq,
+			&i.OccurredAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -36,3 +36,9 @@ UPDATE bucket_memberships
 SET status = 'left', left_at = @at, last_evaluated_at = @at, updated_at = @at
 WHERE id = @id AND status = 'active' AND deleted_at IS NULL AND expires_at = @armed_expires_at
 RETURNING entry_count;
+
+-- name: UserEventsForEvaluation :many
+-- The history a batch of evaluations needs, read once: every row of the
+-- batch's keys for the event names its candidate buckets count.
+SELECT user_id, event, stream_seq, occurred_at FROM user_events
+WHERE user_id = ANY(@user_ids::text[]) AND event = ANY(@events::text[]);
