@@ -688,7 +688,7 @@ func fiftyBuckets() []*buckets.Bucket {
 		case 2:
 			c = condition.Event("page_viewed").AtLeast(float64(8 + i))
 		case 3:
-			c = condition.All(condition.Prop("plan").Eq("pro"), condition.Event("page_viewed").Within(condition.Days(7)).AtLeast(float64(9 + i)))
+			c = condition.All(condition.Prop("plan").Eq("pro"), condition.Event("page_viewed").Within(condition.Days(7)).AtLeast(float64(9+i)))
 		default:
 			c = condition.Any(condition.Prop("visits").Lt(float64(-i)), condition.Event("page_viewed").MoreThan(float64(20+i)))
 		}
