@@ -55,6 +55,7 @@ type SweepResult struct {
 	Ran       bool // false when another process held the sweep
 	Evaluated int
 	Left      int
+	Joined    int
 }
 
 // Sweep runs one pass over every registered, enabled bucket. Only one
@@ -96,6 +97,11 @@ func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 		n, left, err := r.sweepBucket(ctx, b)
 		res.Evaluated += n
 		res.Left += left
+		if err == nil {
+			var joined int
+			joined, err = r.absenceJoins(ctx, b)
+			res.Joined += joined
+		}
 		if err != nil {
 			// One bucket's failure does not stop the others (§4.8).
 			r.log.Error("reconcile bucket", "bucket", b.ID(), "err", err)

@@ -220,3 +220,39 @@ func TestFastExpiryTimerEndsMembership(t *testing.T) {
 		t.Fatalf("leaves %+v", left)
 	}
 }
+
+// Scenario 24: an absence bucket is joined by the sweep once the first
+// backfill is done (criteria hash stored): a contact active 10 days ago
+// joins and emits, one never active does not; without a hash nobody joins.
+func TestReconcileAbsenceJoins(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "lapsed", Name: "Lapsed", Criteria: crit(condition.Event("app_open").Within(condition.Days(7)).NotExists())})
+	e := startEngine(t, b)
+	r, now := e.reconciler(b)
+	start := e.clock
+	e.send("active-once", "app_open", nil, nil)
+	e.send("never", "signup", nil, nil)
+	*now = start.Add(10 * 24 * time.Hour)
+	if res := e.sweep(r); res.Joined != 0 {
+		t.Fatalf("joined before the backfill stored a hash: %+v", res)
+	}
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO bucket_configs (id, bucket_id, criteria_hash) VALUES (gen_random_uuid(), 'lapsed', $1)`, b.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.sweep(r); res.Joined != 1 {
+		t.Fatalf("sweep joins: %+v", res)
+	}
+	m := e.memberships("active-once", "lapsed")
+	if len(m) != 1 || m[0].Status != "active" || m[0].Source != "reconcile" {
+		t.Fatalf("memberships %+v", m)
+	}
+	if e.count("bucket:entered:lapsed", "active-once") != 1 {
+		t.Fatal("the absence join did not emit")
+	}
+	if len(e.memberships("never", "lapsed")) != 0 {
+		t.Fatal("a never-active contact joined")
+	}
+	if res := e.sweep(r); res.Joined != 0 {
+		t.Fatalf("second sweep joined again: %+v", res)
+	}
+}

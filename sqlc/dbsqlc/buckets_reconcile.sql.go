@@ -13,6 +13,65 @@ import (
 	"github.com/google/uuid"
 )
 
+const bucketAbsenceCandidates = `-- name: BucketAbsenceCandidates :many
+SELECT c.id, coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key, c.email, c.properties
+FROM contacts c
+WHERE c.deleted_at IS NULL AND c.id > $1
+  AND EXISTS (SELECT 1 FROM user_events e
+              WHERE e.user_id = coalesce(c.external_id, c.anonymous_id, c.id::text) AND e.event = ANY($2::text[]))
+  AND NOT EXISTS (SELECT 1 FROM bucket_memberships m
+                  WHERE m.user_id = coalesce(c.external_id, c.anonymous_id, c.id::text)
+                    AND m.bucket_id = $3 AND m.status = 'active' AND m.deleted_at IS NULL)
+ORDER BY c.id
+LIMIT $4
+`
+
+type BucketAbsenceCandidatesParams struct {
+	After    uuid.UUID
+	Events   []string
+	BucketID string
+	Lim      int32
+}
+
+type BucketAbsenceCandidatesRow struct {
+	ID         uuid.UUID
+	Key        string
+	Email      *string
+	Properties json.RawMessage
+}
+
+// Live contacts that fired one of the events at some time and are not
+// active members of the bucket, by contact id (keyset paging).
+func (q *Queries) BucketAbsenceCandidates(ctx context.Context, arg BucketAbsenceCandidatesParams) ([]BucketAbsenceCandidatesRow, error) {
+	rows, err := q.db.Query(ctx, bucketAbsenceCandidates,
+		arg.After,
+		arg.Events,
+		arg.BucketID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BucketAbsenceCandidatesRow{}
+	for rows.Next() {
+		var i BucketAbsenceCandidatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Key,
+			&i.Email,
+			&i.Properties,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const bucketActiveMembersPage = `-- name: BucketActiveMembersPage :many
 SELECT m.id, m.user_id, m.user_email, m.entered_at, m.entry_count, m.expires_at, m.max_dwell_at,
        c.id AS contact_id, c.email AS contact_email, c.properties
@@ -73,6 +132,20 @@ func (q *Queries) BucketActiveMembersPage(ctx context.Context, arg BucketActiveM
 		return nil, err
 	}
 	return items, nil
+}
+
+const bucketBackfillIncomplete = `-- name: BucketBackfillIncomplete :one
+SELECT (NOT EXISTS (SELECT 1 FROM bucket_configs WHERE bucket_id = $1::text AND criteria_hash IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM import_jobs WHERE file_name = $1::text AND format = 'bucket-backfill'
+               AND status IN ('pending', 'processing')))::bool AS incomplete
+`
+
+// Absence joins wait for the bucket's first backfill (spec 10 §4.8 pass 2).
+func (q *Queries) BucketBackfillIncomplete(ctx context.Context, bucketID string) (bool, error) {
+	row := q.db.QueryRow(ctx, bucketBackfillIncomplete, bucketID)
+	var incomplete bool
+	err := row.Scan(&incomplete)
+	return incomplete, err
 }
 
 const bucketContactByKey = `-- name: BucketContactByKey :one

@@ -42,3 +42,23 @@ RETURNING entry_count;
 -- batch's keys for the event names its candidate buckets count.
 SELECT user_id, event, stream_seq, occurred_at FROM user_events
 WHERE user_id = ANY(@user_ids::text[]) AND event = ANY(@events::text[]);
+
+-- name: BucketAbsenceCandidates :many
+-- Live contacts that fired one of the events at some time and are not
+-- active members of the bucket, by contact id (keyset paging).
+SELECT c.id, coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key, c.email, c.properties
+FROM contacts c
+WHERE c.deleted_at IS NULL AND c.id > @after
+  AND EXISTS (SELECT 1 FROM user_events e
+              WHERE e.user_id = coalesce(c.external_id, c.anonymous_id, c.id::text) AND e.event = ANY(@events::text[]))
+  AND NOT EXISTS (SELECT 1 FROM bucket_memberships m
+                  WHERE m.user_id = coalesce(c.external_id, c.anonymous_id, c.id::text)
+                    AND m.bucket_id = @bucket_id AND m.status = 'active' AND m.deleted_at IS NULL)
+ORDER BY c.id
+LIMIT @lim;
+
+-- name: BucketBackfillIncomplete :one
+-- Absence joins wait for the bucket's first backfill (spec 10 §4.8 pass 2).
+SELECT (NOT EXISTS (SELECT 1 FROM bucket_configs WHERE bucket_id = @bucket_id::text AND criteria_hash IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM import_jobs WHERE file_name = @bucket_id::text AND format = 'bucket-backfill'
+               AND status IN ('pending', 'processing')))::bool AS incomplete;

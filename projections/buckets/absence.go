@@ -1,0 +1,168 @@
+package buckets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// absenceEvents are the events of the criteria's windowed not_exists legs:
+// the absences only a sweep can notice (no event arrives to evaluate).
+func absenceEvents(n condition.Node) []string {
+	var out []string
+	for _, l := range condition.Leaves(n) {
+		if l.Type == condition.TypeEvent && l.Check == condition.CheckNotExists && l.Within != nil {
+			out = append(out, l.EventName)
+		}
+	}
+	return out
+}
+
+// exactAbsenceShape reports the shapes whose absence joins run by default
+// (spec 10 §4.8 pass 2): a single windowed not_exists, or all(event X
+// exists, event X not_exists within W).
+func exactAbsenceShape(n condition.Node) bool {
+	isAbsent := func(l condition.Node) bool {
+		return l.Type == condition.TypeEvent && l.Check == condition.CheckNotExists && l.Within != nil
+	}
+	if isAbsent(n) {
+		return true
+	}
+	if n.Type != condition.TypeComposite || n.Operator != condition.OpAnd || len(n.Conditions) != 2 {
+		return false
+	}
+	a, b := n.Conditions[0], n.Conditions[1]
+	if isAbsent(a) {
+		a, b = b, a
+	}
+	return isAbsent(b) && a.Type == condition.TypeEvent && a.Check == condition.CheckExists && a.Within == nil && a.EventName == b.EventName
+}
+
+// absenceJoins runs pass 2 of the sweep for b: contacts who once fired an
+// absence leg's event and now satisfy the criteria join with source
+// reconcile, through the entry gate.
+func (r *Reconciler) absenceJoins(ctx context.Context, b *Bucket) (joined int, err error) {
+	meta := b.Meta()
+	crit := b.Criteria()
+	events := absenceEvents(crit)
+	if !b.IsTimeBased() || len(events) == 0 {
+		return 0, nil
+	}
+	if meta.ReconcileJoins != nil && !*meta.ReconcileJoins {
+		return 0, nil
+	}
+	if meta.ReconcileJoins == nil && !exactAbsenceShape(crit) {
+		return 0, nil
+	}
+	q := dbsqlc.New(r.pool)
+	incomplete, err := q.BucketBackfillIncomplete(ctx, b.ID())
+	if err != nil {
+		return 0, fmt.Errorf("read backfill state: %w", err)
+	}
+	if incomplete {
+		return 0, nil // memberships are not computed yet: joining now would emit for everybody
+	}
+	now := r.now().UTC()
+	hist := &history{q: q, maxSeq: math.MaxInt64}
+	after := uuid.Nil
+	for {
+		rows, err := q.BucketAbsenceCandidates(ctx, dbsqlc.BucketAbsenceCandidatesParams{After: after, Events: events, BucketID: b.ID(), Lim: int32(r.page)})
+		if err != nil {
+			return joined, fmt.Errorf("read absence candidates: %w", err)
+		}
+		if len(rows) == 0 {
+			return joined, nil
+		}
+		after = rows[len(rows)-1].ID
+		for _, c := range rows {
+			props, err := decodeBag(c.Properties)
+			if err != nil {
+				return joined, fmt.Errorf("contact %s properties: %w", c.ID, err)
+			}
+			is, err := condition.Evaluate(ctx, crit, condition.Input{Key: c.Key, Email: deref(c.Email), Properties: props, Now: now}, hist)
+			if err != nil {
+				return joined, fmt.Errorf("evaluate: %w", err)
+			}
+			if !is {
+				continue
+			}
+			ok, err := r.joinOne(ctx, b, c.Key, c.ID.String(), deref(c.Email), now)
+			if err != nil {
+				return joined, err
+			}
+			if ok {
+				joined++
+			}
+		}
+		if len(rows) < r.page {
+			return joined, nil
+		}
+	}
+}
+
+// joinOne inserts a reconcile join and publishes its transition (when the
+// entry gate lets it) before committing.
+func (r *Reconciler) joinOne(ctx context.Context, b *Bucket, key, contactID, email string, now time.Time) (bool, error) {
+	meta := b.Meta()
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin join: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	q := dbsqlc.New(tx)
+	prior, err := q.BucketMembershipsOfKeys(ctx, dbsqlc.BucketMembershipsOfKeysParams{UserIds: []string{key}, BucketIds: []string{b.ID()}})
+	if err != nil {
+		return false, fmt.Errorf("read memberships: %w", err)
+	}
+	gate := PriorRows{Count: len(prior)}
+	for _, p := range prior {
+		if p.LeftAt != nil && (gate.LatestLeftAt == nil || p.LeftAt.After(*gate.LatestLeftAt)) {
+			t := *p.LeftAt
+			gate.LatestLeftAt = &t
+		}
+	}
+	params := dbsqlc.BucketMembershipJoinParams{
+		ID:     uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("membership\x00reconcile\x00%s\x00%s\x00%d", b.ID(), key, len(prior)+1))),
+		UserID: key, BucketID: b.ID(), At: now, Source: ptr(SourceReconcile),
+	}
+	if email != "" {
+		params.UserEmail = &email
+	}
+	if w := b.ExpiryWindow(); w != nil {
+		t := now.Add(*w)
+		params.ExpiresAt = &t
+	}
+	if meta.MaxDwell > 0 {
+		t := now.Add(meta.MaxDwell)
+		params.MaxDwellAt = &t
+	}
+	row, err := q.BucketMembershipJoin(ctx, params)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil // joined meanwhile by another writer
+	}
+	if err != nil {
+		return false, fmt.Errorf("join bucket %s: %w", b.ID(), err)
+	}
+	if ShouldEmitJoin(b, gate, now) {
+		msg, err := transitionMsg(b, key, contactID, email, "entered", int(row.EntryCount), SourceReconcile, "", now)
+		if err != nil {
+			return false, err
+		}
+		if err := r.pub.PublishAsyncBatch(ctx, []bus.OutMsg{msg}); err != nil {
+			return false, fmt.Errorf("publish join: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit join: %w", err)
+	}
+	return true, nil
+}
