@@ -31,6 +31,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/services/posthogsync"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 	"github.com/seed-eeb360f6/hogsend/streams/embedded"
@@ -325,6 +326,14 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 			JetStream: m.js, Stream: streams.StreamTimers, Name: "bucket-expiry", FilterSubject: buckets.ExpiryDueSubject,
 			DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
 		}, expiry.Handle)
+	})
+	// Off (returns at once) unless POSTHOG_API_KEY is set.
+	m.goRun("posthog sync", func() error {
+		return posthogsync.Run(ctx, posthogsync.Config{
+			APIKey: m.Config.PostHogAPIKey, Host: m.Config.PostHogHost,
+			Registry: m.registry, JetStream: m.js, DeadLetters: dl,
+			Logger: m.Log, Registerer: m.reg,
+		})
 	})
 	return nil
 }

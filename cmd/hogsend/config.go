@@ -38,6 +38,10 @@ type Config struct {
 	EnabledBuckets string
 	// ReconcileEvery spaces the bucket reconcile sweeps.
 	ReconcileEvery time.Duration
+	// PostHogAPIKey is POSTHOG_API_KEY; empty turns the PostHog mirror off.
+	PostHogAPIKey string
+	// PostHogHost is POSTHOG_HOST; empty is posthog-go's default.
+	PostHogHost string
 }
 
 // Service names for serve --only.
@@ -84,6 +88,8 @@ func envConfig(getenv func(string) string) (Config, error) {
 	str("HOGSEND_NATS_LISTEN", &c.NATSListen)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
+	str("POSTHOG_API_KEY", &c.PostHogAPIKey)
+	str("POSTHOG_HOST", &c.PostHogHost)
 	// ENABLED_BUCKETS keeps whitespace: a blank value enables none.
 	c.EnabledBuckets = getenv("ENABLED_BUCKETS")
 	if v := getenv("PORT"); v != "" {
