@@ -117,9 +117,13 @@ func RunWorkQueue(ctx context.Context, cfg WorkQueueConfig, h func(ctx context.C
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", cfg.Name, err)
 	}
-	// A small client buffer: buffered messages wait with their AckWait
-	// running, and other instances could be working on them.
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Workers))
+	// A small client buffer (buffered messages wait with their AckWait
+	// running while other instances could take them), but not below 32:
+	// with a buffer the size of a few workers the iterator stopped pulling
+	// under a backlog until its request expired (measured: 20,000 messages
+	// took 33 s with 4 workers, 1.6 s with 32). The short expiry bounds
+	// any such stall.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(cfg.Workers, 32)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Name, err)
 	}
