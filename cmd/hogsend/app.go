@@ -327,6 +327,19 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 			DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
 		}, expiry.Handle)
 	})
+	// A new bucket, or one whose criteria changed, gets its memberships
+	// computed from the current contacts (spec 10 §4.9); jobs are claimed
+	// with SKIP LOCKED, so several instances share them.
+	backfill := buckets.NewBackfiller(m.pool, pub, m.registry, m.Log)
+	m.goRun("buckets backfill", func() error {
+		if _, err := backfill.Check(ctx); err != nil && ctx.Err() == nil {
+			m.Log.Error("bucket backfill check", "err", err)
+		}
+		if err := backfill.RunPending(ctx); err != nil && ctx.Err() == nil {
+			m.Log.Error("bucket backfill", "err", err)
+		}
+		return nil
+	})
 	// Off (returns at once) unless POSTHOG_API_KEY is set.
 	m.goRun("posthog sync", func() error {
 		return posthogsync.Run(ctx, posthogsync.Config{

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
 	"github.com/seed-eeb360f6/hogsend/schema"
 	"github.com/seed-eeb360f6/hogsend/services/apikey"
@@ -312,4 +313,53 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return fmt.Errorf("dlq: unknown subcommand %q (list, retry, discard)", sub)
 	}
+}
+
+// runBuckets is `hogsend buckets backfill <id>`: (re)compute one bucket's
+// memberships from the current contacts, as a new or changed bucket gets at
+// start, and wait for the job.
+func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 1 || args[0] != "backfill" {
+		return errors.New("usage: hogsend buckets backfill <bucket id>")
+	}
+	fs := newFlagSet("buckets backfill", stderr)
+	cfg, err := loadConfig(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: hogsend buckets backfill <bucket id>")
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	js, closeBus, err := bareBus(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	if err := bus.Provision(ctx, js, cfg.Retention); err != nil {
+		return err
+	}
+	pub, err := bus.NewPublisher(bus.PublisherConfig{JetStream: js})
+	if err != nil {
+		return err
+	}
+	reg, err := buckets.NewRegistry(cfg.EnabledBuckets, exampleBuckets()...)
+	if err != nil {
+		return err
+	}
+	bf := buckets.NewBackfiller(pool, pub, reg, log)
+	job, err := bf.Enqueue(ctx, fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("buckets backfill: %w", err)
+	}
+	if err := bf.Run(ctx, job.ID); err != nil {
+		return fmt.Errorf("buckets backfill: %w", err)
+	}
+	fmt.Fprintf(stdout, "backfilled %s (job %s)\n", fs.Arg(0), job.ID)
+	return nil
 }

@@ -29,6 +29,8 @@ Commands:
                        publish a test event over NATS
   apikey create --scope S [--scope S] [--name N]
   apikey list | apikey revoke <id>
+  buckets backfill <id>
+                       (re)compute a bucket's members from the current contacts
   dlq list|retry <id>|discard <id>
                        inspect and re-drive dead letters
   bench [--events N]   measure throughput, latency and memory (see BENCHMARKS.md)
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, rest, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, stdout, stderr)
+	case "buckets":
+		return runBuckets(ctx, rest, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, rest, stdout, stderr)
 	case "bench":
