@@ -130,6 +130,9 @@ func (r *Reconciler) sweepBucket(ctx context.Context, b *Bucket) (evaluated, lef
 		var maxDwell, criteria []dbsqlc.BucketActiveMembersPageRow
 		var seen []uuid.UUID
 		for _, m := range rows {
+			if m.ContactID == uuid.Nil {
+				continue // the contact is deleted: its membership is left alone
+			}
 			if m.MaxDwellAt != nil && !m.MaxDwellAt.After(now) {
 				maxDwell = append(maxDwell, m)
 				continue

@@ -75,11 +75,13 @@ func (q *Queries) BucketAbsenceCandidates(ctx context.Context, arg BucketAbsence
 const bucketActiveMembersPage = `-- name: BucketActiveMembersPage :many
 SELECT m.id, m.user_id, m.user_email, m.entered_at, m.entry_count, m.expires_at, m.max_dwell_at,
        c.id AS contact_id, c.email AS contact_email, c.properties
-FROM bucket_memberships m
-JOIN contacts c ON c.deleted_at IS NULL AND coalesce(c.external_id, c.anonymous_id, c.id::text) = m.user_id
-WHERE m.bucket_id = $1 AND m.status = 'active' AND m.deleted_at IS NULL AND m.id > $2
+FROM (SELECT id, organization_id, user_id, bucket_id, user_email, status, entered_at, left_at, expires_at, max_dwell_at, last_evaluated_at, entry_count, source, context, dwell_state, dwell_anchor_at, deleted_at, created_at, updated_at FROM bucket_memberships b
+      WHERE b.bucket_id = $1 AND b.status = 'active' AND b.deleted_at IS NULL AND b.id > $2
+      ORDER BY b.id LIMIT $3) m
+LEFT JOIN LATERAL (SELECT x.id, x.email, x.properties FROM contacts x
+              WHERE x.deleted_at IS NULL AND coalesce(x.external_id, x.anonymous_id, x.id::text) = m.user_id
+              LIMIT 1) c ON true
 ORDER BY m.id
-LIMIT $3
 `
 
 type BucketActiveMembersPageParams struct {
@@ -102,7 +104,9 @@ type BucketActiveMembersPageRow struct {
 }
 
 // Active members with a live contact, by row id (keyset paging), with
-// what evaluation needs. Contacts are found by their key, live only.
+// what evaluation needs. The contact is looked up per member through the
+// key expression index (a lateral lookup: a join of the whole page would
+// hash every contact).
 func (q *Queries) BucketActiveMembersPage(ctx context.Context, arg BucketActiveMembersPageParams) ([]BucketActiveMembersPageRow, error) {
 	rows, err := q.db.Query(ctx, bucketActiveMembersPage, arg.BucketID, arg.After, arg.Lim)
 	if err != nil {

@@ -6,14 +6,18 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('hogsend:bucket-reconcile', 0)
 
 -- name: BucketActiveMembersPage :many
 -- Active members with a live contact, by row id (keyset paging), with
--- what evaluation needs. Contacts are found by their key, live only.
+-- what evaluation needs. The contact is looked up per member through the
+-- key expression index (a lateral lookup: a join of the whole page would
+-- hash every contact).
 SELECT m.id, m.user_id, m.user_email, m.entered_at, m.entry_count, m.expires_at, m.max_dwell_at,
        c.id AS contact_id, c.email AS contact_email, c.properties
-FROM bucket_memberships m
-JOIN contacts c ON c.deleted_at IS NULL AND coalesce(c.external_id, c.anonymous_id, c.id::text) = m.user_id
-WHERE m.bucket_id = @bucket_id AND m.status = 'active' AND m.deleted_at IS NULL AND m.id > @after
-ORDER BY m.id
-LIMIT @lim;
+FROM (SELECT * FROM bucket_memberships b
+      WHERE b.bucket_id = @bucket_id AND b.status = 'active' AND b.deleted_at IS NULL AND b.id > @after
+      ORDER BY b.id LIMIT @lim) m
+LEFT JOIN LATERAL (SELECT x.id, x.email, x.properties FROM contacts x
+              WHERE x.deleted_at IS NULL AND coalesce(x.external_id, x.anonymous_id, x.id::text) = m.user_id
+              LIMIT 1) c ON true
+ORDER BY m.id;
 
 -- name: BucketMembershipsLeaveMany :many
 -- Compare-and-set of a sweep's leaves: only rows still active (and old
