@@ -109,6 +109,19 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (proje
 				return projections.Output{}, err
 			}
 		}
+		if a.Event.Type == streams.TypeDelete && a.Contact.DeletedAt != nil {
+			at := a.Event.ReceivedAt.UTC()
+			if err := q.BucketMembershipsSoftDeleteKey(ctx, dbsqlc.BucketMembershipsSoftDeleteKeyParams{UserID: a.Key, At: &at}); err != nil {
+				return projections.Output{}, fmt.Errorf("drop memberships of deleted contact: %w", err)
+			}
+			for k := range st.pairs {
+				if k.user == a.Key {
+					delete(st.pairs, k)
+				}
+			}
+			delete(st.loaded, a.Key)
+			continue
+		}
 		if err := p.evaluate(ctx, st, a, msgs[i].Seq, disabled); err != nil {
 			return projections.Output{}, err
 		}
@@ -191,7 +204,7 @@ func (st *batchState) load(ctx context.Context, keys, buckets []string) error {
 	for _, r := range rows {
 		ps := st.pair(r.UserID, r.BucketID)
 		ps.rows++
-		if r.Status == "active" {
+		if r.Status == "active" && !r.Deleted {
 			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
 		}
 		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
@@ -362,7 +375,7 @@ func (st *batchState) reload(ctx context.Context, key, bucket string) error {
 	ps := st.pair(key, bucket)
 	for _, r := range rows {
 		ps.rows++
-		if r.Status == "active" {
+		if r.Status == "active" && !r.Deleted {
 			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
 		}
 		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {

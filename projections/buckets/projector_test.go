@@ -364,3 +364,29 @@ func TestTransitionsDoNotTouchTheContact(t *testing.T) {
 		t.Fatalf("transitions under the uuid key: %+v", tr)
 	}
 }
+
+// Deleting a contact drops its memberships silently; a new contact with
+// the same key starts a new epoch.
+func TestDeletedContactMembershipsStopCounting(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "pro", Name: "Pro", Criteria: crit(condition.Prop("plan").Eq("pro"))})
+	e := startEngine(t, b)
+	e.send("u1", "a", nil, map[string]any{"plan": "pro"})
+	del := &streams.Event{V: streams.EnvelopeVersion, ID: uuid.Must(uuid.NewV7()).String(), Type: streams.TypeDelete, UserID: "u1", ReceivedAt: e.clock, Source: "test"}
+	if _, err := e.pub.PublishEvent(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	var live int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM bucket_memberships WHERE user_id='u1' AND deleted_at IS NULL`).Scan(&live); err != nil || live != 0 {
+		t.Fatalf("live memberships after delete: %d %v", live, err)
+	}
+	if n := len(e.transitions("u1")); n != 1 {
+		t.Fatalf("the delete emitted: %+v", e.transitions("u1"))
+	}
+	e.send("u1", "b", nil, map[string]any{"plan": "pro"})
+	m := e.memberships("u1", "pro")
+	if len(m) != 2 || m[1].EntryCount != 2 || m[1].Status != "active" {
+		t.Fatalf("re-created contact: %+v", m)
+	}
+}

@@ -172,7 +172,7 @@ func (q *Queries) BucketMembershipsLeaveClashing(ctx context.Context, arg Bucket
 
 const bucketMembershipsOfKeys = `-- name: BucketMembershipsOfKeys :many
 
-SELECT id, user_id, bucket_id, status, entered_at, left_at, expires_at, entry_count
+SELECT id, user_id, bucket_id, status, entered_at, left_at, expires_at, entry_count, (deleted_at IS NOT NULL)::bool AS deleted
 FROM bucket_memberships
 WHERE user_id = ANY($1::text[]) AND bucket_id = ANY($2::text[])
 `
@@ -191,6 +191,7 @@ type BucketMembershipsOfKeysRow struct {
 	LeftAt     *time.Time
 	ExpiresAt  *time.Time
 	EntryCount int32
+	Deleted    bool
 }
 
 // Owned by projections/buckets: bucket_memberships, bucket_configs.
@@ -215,6 +216,7 @@ func (q *Queries) BucketMembershipsOfKeys(ctx context.Context, arg BucketMembers
 			&i.LeftAt,
 			&i.ExpiresAt,
 			&i.EntryCount,
+			&i.Deleted,
 		); err != nil {
 			return nil, err
 		}
@@ -238,6 +240,23 @@ type BucketMembershipsRekeyParams struct {
 
 func (q *Queries) BucketMembershipsRekey(ctx context.Context, arg BucketMembershipsRekeyParams) error {
 	_, err := q.db.Exec(ctx, bucketMembershipsRekey, arg.ToKey, arg.At, arg.FromKey)
+	return err
+}
+
+const bucketMembershipsSoftDeleteKey = `-- name: BucketMembershipsSoftDeleteKey :exec
+UPDATE bucket_memberships SET deleted_at = $1, updated_at = $1
+WHERE user_id = $2 AND deleted_at IS NULL
+`
+
+type BucketMembershipsSoftDeleteKeyParams struct {
+	At     *time.Time
+	UserID string
+}
+
+// A deleted contact's memberships stop counting, emitting nothing (spec 10
+// §2.7 rule 3 fixed).
+func (q *Queries) BucketMembershipsSoftDeleteKey(ctx context.Context, arg BucketMembershipsSoftDeleteKeyParams) error {
+	_, err := q.db.Exec(ctx, bucketMembershipsSoftDeleteKey, arg.At, arg.UserID)
 	return err
 }
 

@@ -4,7 +4,7 @@
 -- Every row of the keys in the buckets, for the batch's in-memory state:
 -- the active row per pair, the number of earlier rows (the next epoch)
 -- and the latest leave (the entry gate).
-SELECT id, user_id, bucket_id, status, entered_at, left_at, expires_at, entry_count
+SELECT id, user_id, bucket_id, status, entered_at, left_at, expires_at, entry_count, (deleted_at IS NOT NULL)::bool AS deleted
 FROM bucket_memberships
 WHERE user_id = ANY(@user_ids::text[]) AND bucket_id = ANY(@bucket_ids::text[]);
 
@@ -65,3 +65,9 @@ SELECT count(*) FROM user_events
 WHERE user_id = @user_id AND event = @event
   AND (stream_seq IS NULL OR stream_seq <= @max_seq)
   AND occurred_at >= @since;
+
+-- name: BucketMembershipsSoftDeleteKey :exec
+-- A deleted contact's memberships stop counting, emitting nothing (spec 10
+-- §2.7 rule 3 fixed).
+UPDATE bucket_memberships SET deleted_at = @at, updated_at = @at
+WHERE user_id = @user_id AND deleted_at IS NULL;
