@@ -390,3 +390,69 @@ func TestDeletedContactMembershipsStopCounting(t *testing.T) {
 		t.Fatalf("re-created contact: %+v", m)
 	}
 }
+
+// Replaying ACTIVITY through a fresh evaluation (memberships rebuilt from
+// nothing) reproduces the same memberships and emits only transitions
+// history already holds: no new transitions.
+func TestReplayingActivityEmitsNoNewTransitions(t *testing.T) {
+	t.Parallel()
+	b := buckets.MustDefine(buckets.Meta{ID: "pro", Name: "Pro", Criteria: crit(condition.Prop("plan").Eq("pro"))})
+	c := buckets.MustDefine(buckets.Meta{ID: "buyers", Name: "Buyers", Criteria: crit(condition.Event("purchase").AtLeast(2))})
+	e := startEngine(t, b, c)
+	for i, plan := range []string{"pro", "free", "pro"} {
+		e.clock = e.clock.Add(time.Minute)
+		e.send(fmt.Sprintf("r%d", i%2), "purchase", nil, map[string]any{"plan": plan})
+	}
+	e.send("r0", "purchase", nil, nil)
+	snapshot := func() (rows []string, transitions int) {
+		r, err := e.pool.Query(context.Background(), `SELECT user_id||'/'||bucket_id||'/'||status||'/'||entry_count FROM bucket_memberships ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var s string
+			_ = r.Scan(&s)
+			rows = append(rows, s)
+		}
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM user_events WHERE event LIKE 'bucket:%'`).Scan(&transitions); err != nil {
+			t.Fatal(err)
+		}
+		return rows, transitions
+	}
+	before, beforeN := snapshot()
+	if beforeN == 0 {
+		t.Fatal("the workload made no transitions")
+	}
+	if _, err := e.pool.Exec(context.Background(), `TRUNCATE bucket_memberships`); err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := buckets.NewRegistry("", b, c)
+	runner := projections.NewRunner("buckets-replay", e.pool, e.pub, buckets.NewProjector(reg, nil), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bus.RunPartitioned(ctx, bus.PartitionedConfig{JetStream: e.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: "buckets-replay", PinnedTTL: time.Second}, runner)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, _ := snapshot()
+		if len(rows) == len(before) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	after, afterN := snapshot()
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("memberships after replay:\n%v\nbefore:\n%v", after, before)
+	}
+	if afterN != beforeN {
+		t.Fatalf("replay added transitions: %d, was %d", afterN, beforeN)
+	}
+}
