@@ -229,6 +229,17 @@ func TestJoinOnCountEmitsOnce(t *testing.T) {
 	if tr := e.transitions("u1"); len(tr) != 1 {
 		t.Fatalf("a 3rd purchase emitted: %+v", tr)
 	}
+	// Consumers of ACTIVITY (journeys) see the transition with the
+	// contact's snapshot.
+	var seen bool
+	for _, a := range readActivity(t, e.js) {
+		if a.Event.Name == "bucket:entered:buyers" {
+			seen = a.Key == "u1" && a.Contact.ExternalID != nil && *a.Contact.ExternalID == "u1" && a.Stored
+		}
+	}
+	if !seen {
+		t.Fatal("bucket:entered:buyers is not on ACTIVITY with the contact snapshot")
+	}
 	// Scenario 27: no generic copy without a journey triggering on it.
 	var generic int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM user_events WHERE event = 'bucket:entered'`).Scan(&generic); err != nil || generic != 0 {
@@ -454,5 +465,33 @@ func TestReplayingActivityEmitsNoNewTransitions(t *testing.T) {
 	}
 	if afterN != beforeN {
 		t.Fatalf("replay added transitions: %d, was %d", afterN, beforeN)
+	}
+}
+
+func readActivity(t *testing.T, js jetstream.JetStream) []streams.Activity {
+	t.Helper()
+	ctx := context.Background()
+	c, err := js.OrderedConsumer(ctx, streams.StreamActivity, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []streams.Activity
+	for {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var a streams.Activity
+			if err := json.Unmarshal(m.Data(), &a); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		if n == 0 {
+			return out
+		}
 	}
 }
