@@ -869,15 +869,12 @@ func (p *Projector) output(items []*item, stored map[string]bool) projections.Ou
 			}
 		}
 		if it.activity != nil {
-			data, err := json.Marshal(it.activity)
-			if err == nil {
-				out.Outbox = append(out.Outbox, bus.OutMsg{
-					Subject: streams.ActivitySubject(it.activity.ContactID),
-					MsgID:   it.event.ID,
-					Data:    data,
-				})
-				out.OutboxFrom = append(out.OutboxFrom, it.msg.Seq)
-			}
+			out.Outbox = append(out.Outbox, bus.OutMsg{
+				Subject: streams.ActivitySubject(it.activity.ContactID),
+				MsgID:   it.event.ID,
+				Data:    streams.MarshalActivity(it.activity, it.msg.Data),
+			})
+			out.OutboxFrom = append(out.OutboxFrom, it.msg.Seq)
 		}
 		if it.event.Notify {
 			notes = append(notes, it.applied)

@@ -59,15 +59,8 @@ func objectField(name string, raw json.RawMessage) (json.RawMessage, error) {
 	if !isObject(raw) {
 		return nil, errcode.InvalidField(name, "must be an object")
 	}
-	return compact(raw), nil
-}
-
-func compact(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return raw
-	}
-	return b.Bytes()
+	// No compaction here: encoding the envelope compacts raw values.
+	return raw, nil
 }
 
 // ToEvent validates the request and builds the envelope. headerKey is the
