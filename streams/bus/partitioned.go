@@ -75,7 +75,7 @@ type PartitionedConfig struct {
 	// active instance keeps its pin while idle).
 	FetchWait time.Duration
 	// Linger bounds the wait for the rest of a batch once its first
-	// message came (default 20ms). Usually the pull is sized to what is
+	// message came (default 2ms). Usually the pull is sized to what is
 	// pending and returns at once.
 	Linger time.Duration
 	// DeliverPolicy of new durables (default DeliverAllPolicy).
@@ -141,7 +141,7 @@ func (c *PartitionedConfig) setDefaults() error {
 		return fmt.Errorf("FetchWait %s must be between 10ms and PinnedTTL %s", c.FetchWait, c.PinnedTTL)
 	}
 	if c.Linger <= 0 {
-		c.Linger = 20 * time.Millisecond
+		c.Linger = 2 * time.Millisecond
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
