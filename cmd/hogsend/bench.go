@@ -437,23 +437,36 @@ func (b *bench) baselinePipeline(ctx context.Context) (float64, error) {
 	return float64(b.n) / time.Since(start).Seconds(), nil
 }
 
+// loadEngine starts an engine with services and posts the workload (seed)
+// to its batch route from 8 clients; it returns when every request was
+// answered, with the time the load started.
+func (b *bench) loadEngine(ctx context.Context, services []string, seed uint64) (*Main, jetstream.Stream, time.Time, func(), error) {
+	m, stop, err := b.app(ctx, services)
+	if err != nil {
+		return nil, nil, time.Time{}, nil, err
+	}
+	bodies := batchBodies(workload(b.n, seed), 500)
+	activity, err := m.js.Stream(ctx, streams.StreamActivity)
+	if err != nil {
+		stop()
+		return nil, nil, time.Time{}, nil, err
+	}
+	start := time.Now()
+	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
+		stop()
+		return nil, nil, time.Time{}, nil, err
+	}
+	return m, activity, start, stop, nil
+}
+
 // endToEnd ingests the workload over HTTP with the projection running and
 // waits until ACTIVITY holds every event; then replays the projection.
 func (b *bench) endToEnd(ctx context.Context) (e2e, replay float64, err error) {
-	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts})
+	m, activity, start, stop, err := b.loadEngine(ctx, []string{ServiceAPI, ServiceContacts}, 3)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stop()
-	bodies := batchBodies(workload(b.n, 3), 500)
-	activity, err := m.js.Stream(ctx, streams.StreamActivity)
-	if err != nil {
-		return 0, 0, err
-	}
-	start := time.Now()
-	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
-		return 0, 0, err
-	}
 	for {
 		info, err := activity.Info(ctx)
 		if err != nil {
@@ -703,20 +716,11 @@ func fiftyBuckets() []*buckets.Bucket {
 func (b *bench) bucketsThroughput(ctx context.Context) (projected, evaluated float64, err error) {
 	b.buckets = fiftyBuckets()
 	defer func() { b.buckets = nil }()
-	m, stop, err := b.app(ctx, []string{ServiceAPI, ServiceContacts, ServiceBuckets})
+	m, activity, start, stop, err := b.loadEngine(ctx, []string{ServiceAPI, ServiceContacts, ServiceBuckets}, 5)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stop()
-	bodies := batchBodies(workload(b.n, 5), 500)
-	activity, err := m.js.Stream(ctx, streams.StreamActivity)
-	if err != nil {
-		return 0, 0, err
-	}
-	start := time.Now()
-	if err := postAll(ctx, m.URL()+"/v1/events/batch", m.Config.AdminAPIKey, bodies, 8); err != nil {
-		return 0, 0, err
-	}
 	var projectedAt time.Duration
 	for {
 		if time.Since(start) > 15*time.Minute {

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -80,6 +82,26 @@ func bareBus(cfg Config) (jetstream.JetStream, func(), error) {
 	return js, func() { nc.Close(); closeFn() }, nil
 }
 
+// openStores connects a command to PostgreSQL and to the bus (NATS_URL or
+// the embedded store of the data directory) with the streams provisioned.
+func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.Pool, jetstream.JetStream, func(), error) {
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, closeBus, err := bareBus(cfg)
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	closeAll := func() { closeBus(); pool.Close() }
+	if err := bus.Provision(ctx, js, cfg.Retention); err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	return pool, js, closeAll, nil
+}
+
 // Replay rebuilds the contacts projection from EVENTS: it refuses while
 // another process consumes the group, deletes the group's durables,
 // truncates the tables, and re-applies every event without republishing.
@@ -98,19 +120,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("replay contacts: --from-start is required (the only supported mode: it rebuilds contacts, aliases and history)")
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	pool, js, closeAll, err := openStores(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	js, closeBus, err := bareBus(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeBus()
-	if err := bus.Provision(ctx, js, cfg.Retention); err != nil {
-		return err
-	}
+	defer closeAll()
 	res, err := contacts.Replay(ctx, pool, js, contacts.ReplayOptions{Force: *force, Logger: log})
 	if err != nil {
 		return err
@@ -331,19 +345,11 @@ func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errors.New("usage: hogsend buckets backfill <bucket id>")
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL, false, log)
+	pool, js, closeAll, err := openStores(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	js, closeBus, err := bareBus(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeBus()
-	if err := bus.Provision(ctx, js, cfg.Retention); err != nil {
-		return err
-	}
+	defer closeAll()
 	pub, err := bus.NewPublisher(bus.PublisherConfig{JetStream: js})
 	if err != nil {
 		return err
