@@ -138,6 +138,10 @@ func (b *Bucket) Enabled() bool { return b.enabled }
 // Criteria returns a copy of the criteria tree.
 func (b *Bucket) Criteria() condition.Node { return cloneNode(*b.meta.Criteria) }
 
+// criteria is the bucket's own tree for evaluation inside the package,
+// which never changes it (Criteria copies it for callers outside).
+func (b *Bucket) criteria() condition.Node { return *b.meta.Criteria }
+
 // Hash is condition.Hash of the criteria: the digest stored in
 // bucket_configs.criteria_hash to detect criteria changes (spec §4.9).
 func (b *Bucket) Hash() string { return b.hash }

@@ -110,7 +110,7 @@ func (h *ExpiryHandler) Handle(ctx context.Context, m bus.Msg) error {
 		now = e.ArmedExpiresAt // a timer is never early for its own window
 	}
 	in := condition.Input{Key: e.Key, Email: deref(c.Email), Properties: props, Now: now}
-	is, err := condition.Evaluate(ctx, b.Criteria(), in, &history{q: q, maxSeq: math.MaxInt64})
+	is, err := condition.Evaluate(ctx, b.criteria(), in, &history{q: q, maxSeq: math.MaxInt64})
 	if err != nil {
 		return fmt.Errorf("evaluate bucket %s: %w", b.ID(), err)
 	}

@@ -97,7 +97,8 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (proje
 	if err := st.load(ctx, keys, p.reg.bucketIDs()); err != nil {
 		return projections.Output{}, err
 	}
-	if st.cache, err = prefetch(ctx, q, keys, p.countedEvents(acts)); err != nil {
+	cands := p.candidates(acts)
+	if st.cache, err = prefetch(ctx, q, keys, countedEvents(cands)); err != nil {
 		return projections.Output{}, err
 	}
 	for i, a := range acts {
@@ -122,7 +123,7 @@ func (p *Projector) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (proje
 			delete(st.loaded, a.Key)
 			continue
 		}
-		if err := p.evaluate(ctx, st, a, msgs[i].Seq, disabled); err != nil {
+		if err := p.evaluate(ctx, st, a, cands[i], msgs[i].Seq, disabled); err != nil {
 			return projections.Output{}, err
 		}
 	}
@@ -153,16 +154,26 @@ func (p *Projector) disabled(ctx context.Context, q *dbsqlc.Queries) (map[string
 	return off, nil
 }
 
-// countedEvents are the event names the batch's candidate buckets count.
-func (p *Projector) countedEvents(acts []*streams.Activity) []string {
-	seen := map[string]bool{}
-	var names []string
-	for _, a := range acts {
-		if a == nil || a.Event.Engine() {
+// candidates are, per activity, the buckets its event may change (none for
+// activities that are not evaluated).
+func (p *Projector) candidates(acts []*streams.Activity) [][]*Bucket {
+	out := make([][]*Bucket, len(acts))
+	for i, a := range acts {
+		if a == nil || !a.Stored || a.Event.Type != streams.TypeTrack || a.Event.Engine() || a.Contact.DeletedAt != nil {
 			continue
 		}
-		for _, b := range p.reg.Candidates(a.Event.Name, objectKeys(a.Event.EventProperties), objectKeys(a.Event.ContactProperties)) {
-			for _, n := range b.EventNames() {
+		out[i] = p.reg.Candidates(a.Event.Name, objectKeys(a.Event.EventProperties), objectKeys(a.Event.ContactProperties))
+	}
+	return out
+}
+
+// countedEvents are the event names the batch's candidate buckets count.
+func countedEvents(cands [][]*Bucket) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, bs := range cands {
+		for _, b := range bs {
+			for _, n := range b.events {
 				if !seen[n] {
 					seen[n] = true
 					names = append(names, n)
@@ -248,13 +259,12 @@ func (st *batchState) fold(ctx context.Context, f streams.Fold, at time.Time, bu
 }
 
 // evaluate runs the candidates of one applied event (spec 10 §4.4).
-func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Activity, seq uint64, disabled map[string]bool) error {
+func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Activity, cands []*Bucket, seq uint64, disabled map[string]bool) error {
 	e := &a.Event
 	if !a.Stored || e.Type != streams.TypeTrack || e.Engine() || a.Contact.DeletedAt != nil {
 		return nil
 	}
 	st.from = seq
-	cands := p.reg.Candidates(e.Name, objectKeys(e.EventProperties), objectKeys(e.ContactProperties))
 	if len(cands) == 0 {
 		return nil
 	}
@@ -272,7 +282,7 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 		if disabled[b.ID()] {
 			continue
 		}
-		is, err := condition.Evaluate(ctx, b.Criteria(), in, hist)
+		is, err := condition.Evaluate(ctx, b.criteria(), in, hist)
 		if err != nil {
 			return fmt.Errorf("evaluate bucket %s: %w", b.ID(), err)
 		}
@@ -468,9 +478,14 @@ type historyCache struct {
 
 func (h *history) CountEvents(ctx context.Context, key, eventName string, since *time.Time) (int64, error) {
 	if c := h.cache; c != nil && c.keys[key] && c.events[eventName] {
+		rows := c.rows[key+"\x00"+eventName] // sorted by stream sequence
+		upto := sort.Search(len(rows), func(i int) bool { return rows[i].seq > h.maxSeq })
+		if since == nil {
+			return int64(upto), nil
+		}
 		var n int64
-		for _, r := range c.rows[key+"\x00"+eventName] {
-			if r.seq <= h.maxSeq && (since == nil || !r.at.Before(*since)) {
+		for _, r := range rows[:upto] {
+			if !r.at.Before(*since) {
 				n++
 			}
 		}
@@ -511,6 +526,9 @@ func prefetch(ctx context.Context, q *dbsqlc.Queries, keys, events []string) (*h
 		}
 		k := r.UserID + "\x00" + r.Event
 		c.rows[k] = append(c.rows[k], evRow{seq: seq, at: r.OccurredAt})
+	}
+	for _, rows := range c.rows {
+		sort.Slice(rows, func(i, j int) bool { return rows[i].seq < rows[j].seq })
 	}
 	return c, nil
 }

@@ -151,7 +151,7 @@ func (r *Reconciler) sweepBucket(ctx context.Context, b *Bucket) (evaluated, lef
 				return evaluated, left, fmt.Errorf("contact %s properties: %w", m.ContactID, err)
 			}
 			in := condition.Input{Key: m.UserID, Email: deref(m.ContactEmail), Properties: props, Now: now}
-			is, err := condition.Evaluate(ctx, b.Criteria(), in, hist)
+			is, err := condition.Evaluate(ctx, b.criteria(), in, hist)
 			if err != nil {
 				return evaluated, left, fmt.Errorf("evaluate: %w", err)
 			}
