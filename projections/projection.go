@@ -287,42 +287,30 @@ func (r *Runner) apply(ctx context.Context, group []*request, states []*partStat
 		derived[p] = append(derived[p], m)
 	}
 
-	var clear []int32
-	var ins dbsqlc.OutboxInsertManyParams
-	var set dbsqlc.CheckpointSetManyParams
+	end := dbsqlc.OutboxReplaceAndAdvanceParams{Consumer: r.name,
+		ClearPartitions: []int32{}, OutPartitions: []int32{}, OutSeqs: []int64{}, OutMessages: []int32{}, OutPayloads: [][]byte{},
+		CpPartitions: []int32{}, CpSeqs: []int64{}}
 	var all []bus.OutMsg
 	for _, req := range group {
 		p := req.partition
 		if hadRows[p] {
-			clear = append(clear, int32(p)) // published, or folded into the new row
+			end.ClearPartitions = append(end.ClearPartitions, int32(p)) // published, or folded into the new row
 		}
 		if msgs := derived[p]; len(msgs) > 0 {
-			ins.Partitions = append(ins.Partitions, int32(p))
-			ins.Seqs = append(ins.Seqs, last[p])
-			ins.Messages = append(ins.Messages, int32(len(msgs)))
-			ins.Payloads = append(ins.Payloads, encodeOutbox(msgs))
+			end.OutPartitions = append(end.OutPartitions, int32(p))
+			end.OutSeqs = append(end.OutSeqs, last[p])
+			end.OutMessages = append(end.OutMessages, int32(len(msgs)))
+			end.OutPayloads = append(end.OutPayloads, encodeOutbox(msgs))
 			all = append(all, msgs...)
 		}
 		if last[p] != checkpoint[p] {
-			set.Partitions = append(set.Partitions, int32(p))
-			set.Seqs = append(set.Seqs, last[p])
+			end.CpPartitions = append(end.CpPartitions, int32(p))
+			end.CpSeqs = append(end.CpSeqs, last[p])
 		}
 	}
-	if len(clear) > 0 {
-		if err := q.OutboxDeleteMany(ctx, dbsqlc.OutboxDeleteManyParams{Consumer: r.name, Partitions: clear}); err != nil {
-			return applied{}, fmt.Errorf("clear outbox: %w", err)
-		}
-	}
-	if len(ins.Partitions) > 0 {
-		ins.Consumer = r.name
-		if err := q.OutboxInsertMany(ctx, ins); err != nil {
-			return applied{}, fmt.Errorf("store outbox: %w", err)
-		}
-	}
-	if len(set.Partitions) > 0 {
-		set.Consumer = r.name
-		if err := q.CheckpointSetMany(ctx, set); err != nil {
-			return applied{}, fmt.Errorf("advance checkpoints: %w", err)
+	if len(end.ClearPartitions)+len(end.OutPartitions)+len(end.CpPartitions) > 0 {
+		if err := q.OutboxReplaceAndAdvance(ctx, end); err != nil {
+			return applied{}, fmt.Errorf("store outbox and checkpoints: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -28,36 +28,6 @@ func (q *Queries) CheckpointAdvanceMany(ctx context.Context, arg CheckpointAdvan
 	return err
 }
 
-const checkpointList = `-- name: CheckpointList :many
-SELECT consumer, partition, last_seq, updated_at FROM projection_checkpoints
-WHERE consumer = $1 ORDER BY partition
-`
-
-func (q *Queries) CheckpointList(ctx context.Context, consumer string) ([]ProjectionCheckpoint, error) {
-	rows, err := q.db.Query(ctx, checkpointList, consumer)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ProjectionCheckpoint{}
-	for rows.Next() {
-		var i ProjectionCheckpoint
-		if err := rows.Scan(
-			&i.Consumer,
-			&i.Partition,
-			&i.LastSeq,
-			&i.UpdatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const checkpointLockMany = `-- name: CheckpointLockMany :many
 
 INSERT INTO projection_checkpoints AS cp (consumer, partition, last_seq)
@@ -110,61 +80,6 @@ func (q *Queries) CheckpointReset(ctx context.Context, consumer string) error {
 	return err
 }
 
-const checkpointSetMany = `-- name: CheckpointSetMany :exec
-UPDATE projection_checkpoints cp SET last_seq = u.seq, updated_at = now()
-FROM (SELECT unnest($2::int[]) AS partition, unnest($3::bigint[]) AS seq) u
-WHERE cp.consumer = $1 AND cp.partition = u.partition
-`
-
-type CheckpointSetManyParams struct {
-	Consumer   string
-	Partitions []int32
-	Seqs       []int64
-}
-
-func (q *Queries) CheckpointSetMany(ctx context.Context, arg CheckpointSetManyParams) error {
-	_, err := q.db.Exec(ctx, checkpointSetMany, arg.Consumer, arg.Partitions, arg.Seqs)
-	return err
-}
-
-const outboxDeleteMany = `-- name: OutboxDeleteMany :exec
-DELETE FROM projection_outbox WHERE consumer = $1 AND partition = ANY($2::int[])
-`
-
-type OutboxDeleteManyParams struct {
-	Consumer   string
-	Partitions []int32
-}
-
-func (q *Queries) OutboxDeleteMany(ctx context.Context, arg OutboxDeleteManyParams) error {
-	_, err := q.db.Exec(ctx, outboxDeleteMany, arg.Consumer, arg.Partitions)
-	return err
-}
-
-const outboxInsertMany = `-- name: OutboxInsertMany :exec
-INSERT INTO projection_outbox (consumer, partition, seq, messages, payload)
-SELECT $1::text, unnest($2::int[]), unnest($3::bigint[]), unnest($4::int[]), unnest($5::bytea[])
-`
-
-type OutboxInsertManyParams struct {
-	Consumer   string
-	Partitions []int32
-	Seqs       []int64
-	Messages   []int32
-	Payloads   [][]byte
-}
-
-func (q *Queries) OutboxInsertMany(ctx context.Context, arg OutboxInsertManyParams) error {
-	_, err := q.db.Exec(ctx, outboxInsertMany,
-		arg.Consumer,
-		arg.Partitions,
-		arg.Seqs,
-		arg.Messages,
-		arg.Payloads,
-	)
-	return err
-}
-
 const outboxListMany = `-- name: OutboxListMany :many
 SELECT partition, seq, messages, payload FROM projection_outbox
 WHERE consumer = $1 AND partition = ANY($2::int[])
@@ -206,6 +121,53 @@ func (q *Queries) OutboxListMany(ctx context.Context, arg OutboxListManyParams) 
 		return nil, err
 	}
 	return items, nil
+}
+
+const outboxReplaceAndAdvance = `-- name: OutboxReplaceAndAdvance :exec
+WITH cleared AS (
+  DELETE FROM projection_outbox o
+  WHERE o.consumer = $1 AND o.partition = ANY($4::int[])
+    AND (o.partition, o.seq) NOT IN (SELECT unnest($5::int[]), unnest($6::bigint[]))
+),
+stored AS (
+  INSERT INTO projection_outbox (consumer, partition, seq, messages, payload)
+  SELECT $1, unnest($5::int[]), unnest($6::bigint[]), unnest($7::int[]), unnest($8::bytea[])
+  ON CONFLICT (consumer, partition, seq) DO UPDATE SET messages = EXCLUDED.messages, payload = EXCLUDED.payload
+)
+UPDATE projection_checkpoints cp SET last_seq = u.seq, updated_at = now()
+FROM (SELECT unnest($2::int[]) AS partition, unnest($3::bigint[]) AS seq) u
+WHERE cp.consumer = $1 AND cp.partition = u.partition
+`
+
+type OutboxReplaceAndAdvanceParams struct {
+	Consumer        string
+	CpPartitions    []int32
+	CpSeqs          []int64
+	ClearPartitions []int32
+	OutPartitions   []int32
+	OutSeqs         []int64
+	OutMessages     []int32
+	OutPayloads     [][]byte
+}
+
+// The end of a batch in one round trip: drop the partitions' previous
+// outbox rows (published, or folded into the new ones), store the new
+// rows and advance the checkpoints. Sub-statements of one statement must
+// not touch the same row, so the delete spares the (partition, seq) of the
+// new rows and the insert overwrites such a row (a redelivered batch
+// whose checkpoint did not move).
+func (q *Queries) OutboxReplaceAndAdvance(ctx context.Context, arg OutboxReplaceAndAdvanceParams) error {
+	_, err := q.db.Exec(ctx, outboxReplaceAndAdvance,
+		arg.Consumer,
+		arg.CpPartitions,
+		arg.CpSeqs,
+		arg.ClearPartitions,
+		arg.OutPartitions,
+		arg.OutSeqs,
+		arg.OutMessages,
+		arg.OutPayloads,
+	)
+	return err
 }
 
 const outboxReset = `-- name: OutboxReset :exec
