@@ -122,12 +122,35 @@ func TestReconcileCompletesDeferredLeave(t *testing.T) {
 // members store exactly one bucket:left per epoch.
 func TestRealtimeAndSweepRaceEmitOneLeavePerEpoch(t *testing.T) {
 	t.Parallel()
-	b := buckets.MustDefine(buckets.Meta{ID: "racy", Name: "Racy", Criteria: crit(condition.All(
+	raceWriters(t, false)
+}
+
+// Acceptance: with fast-expiry timers as a third writer (armed at each
+// join; the engine's clock is in the past, so they fire at once), still
+// exactly one bucket:entered and one bucket:left per epoch.
+func TestRealtimeSweepAndExpiryTimerRaceEmitOnePerEpoch(t *testing.T) {
+	t.Parallel()
+	raceWriters(t, true)
+}
+
+func raceWriters(t *testing.T, fastExpiry bool) {
+	b := buckets.MustDefine(buckets.Meta{ID: "racy", Name: "Racy", FastExpiry: fastExpiry, Criteria: crit(condition.All(
 		condition.Event("app_open").Within(condition.Days(1)).Exists(),
 		condition.Prop("plan").Eq("pro"),
 	))})
 	e := startEngine(t, b)
 	r, now := e.reconciler(b)
+	if fastExpiry {
+		reg, _ := buckets.NewRegistry("", b)
+		h := buckets.NewExpiryHandler(e.pool, e.pub, reg, nil, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- bus.RunWorkQueue(ctx, bus.WorkQueueConfig{JetStream: e.js, Stream: streams.StreamTimers, Name: "bucket-expiry",
+				FilterSubject: buckets.ExpiryDueSubject}, h.Handle)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	const users = 20
 	for round := 0; round < 3; round++ {
 		for u := 0; u < users; u++ {
