@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"github.com/seed-eeb360f6/hogsend/projections/buckets"

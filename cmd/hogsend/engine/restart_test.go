@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func hogsendBinary(t *testing.T) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/hogsend")
-		cmd.Dir = filepath.Join("..", "..")
+		cmd.Dir = filepath.Join("..", "..", "..")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -332,7 +332,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // runBuckets is `hogsend buckets backfill <id>`: (re)compute one bucket's
 // memberships from the current contacts, as a new or changed bucket gets at
 // start, and wait for the job.
-func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer, opts Options) error {
 	if len(args) < 1 || args[0] != "backfill" {
 		return errors.New("usage: hogsend buckets backfill <bucket id>")
 	}
@@ -354,7 +354,11 @@ func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	reg, err := buckets.NewRegistry(cfg.EnabledBuckets, exampleBuckets()...)
+	defs := opts.Buckets
+	if defs == nil {
+		defs = exampleBuckets()
+	}
+	reg, err := buckets.NewRegistry(cfg.EnabledBuckets, defs...)
 	if err != nil {
 		return err
 	}
