@@ -286,7 +286,15 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 		if err != nil {
 			return fmt.Errorf("evaluate bucket %s: %w", b.ID(), err)
 		}
-		ps := st.pair(a.Key, b.ID())
+		// Most evaluations change nothing for a pair never joined: look it
+		// up without creating state.
+		ps := st.pairs[pairKey{a.Key, b.ID()}]
+		if ps == nil {
+			if !is {
+				continue
+			}
+			ps = st.pair(a.Key, b.ID())
+		}
 		switch {
 		case ps.active == nil && is:
 			if err := p.join(ctx, st, ps, b, a, at); err != nil {
