@@ -478,7 +478,7 @@ func (b *bench) endToEnd(ctx context.Context) (e2e, replay float64, err error) {
 		if time.Since(start) > 10*time.Minute {
 			return 0, 0, errors.New("projection did not catch up within 10 minutes")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	e2e = float64(b.n) / time.Since(start).Seconds()
 
@@ -747,6 +747,8 @@ func (b *bench) bucketsThroughput(ctx context.Context) (projected, evaluated flo
 				}
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Consumer info requests go through the server's JetStream API
+		// queue, which the consumers use too: poll gently.
+		time.Sleep(250 * time.Millisecond)
 	}
 }
