@@ -104,30 +104,6 @@ func (q *Queries) ContactAliasesPromoteMany(ctx context.Context, arg ContactAlia
 	return err
 }
 
-const contactGetLive = `-- name: ContactGetLive :one
-SELECT id, organization_id, external_id, email, anonymous_id, timezone, properties, first_seen_at, last_seen_at, deleted_at, created_at, updated_at FROM contacts WHERE id = $1 AND deleted_at IS NULL
-`
-
-func (q *Queries) ContactGetLive(ctx context.Context, id uuid.UUID) (Contact, error) {
-	row := q.db.QueryRow(ctx, contactGetLive, id)
-	var i Contact
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.ExternalID,
-		&i.Email,
-		&i.AnonymousID,
-		&i.Timezone,
-		&i.Properties,
-		&i.FirstSeenAt,
-		&i.LastSeenAt,
-		&i.DeletedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
 const contactLockKeys = `-- name: ContactLockKeys :exec
 
 SELECT pg_advisory_xact_lock(s.h) FROM (

@@ -7,9 +7,6 @@ SELECT pg_advisory_xact_lock(s.h) FROM (
   SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(@keys::text[]) AS k ORDER BY 1
 ) s;
 
--- name: ContactGetLive :one
-SELECT * FROM contacts WHERE id = @id AND deleted_at IS NULL;
-
 -- name: UserEventsInsertMany :many
 -- Returns the ids actually inserted: a missing id was a duplicate (same id
 -- or same idempotency key).
