@@ -112,7 +112,6 @@ func (r *Reconciler) absenceJoins(ctx context.Context, b *Bucket) (joined int, e
 // joinOne inserts a reconcile join and publishes its transition (when the
 // entry gate lets it) before committing.
 func (r *Reconciler) joinOne(ctx context.Context, b *Bucket, key, contactID, email string, now time.Time) (bool, error) {
-	meta := b.Meta()
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin join: %w", err)
@@ -123,28 +122,13 @@ func (r *Reconciler) joinOne(ctx context.Context, b *Bucket, key, contactID, ema
 	if err != nil {
 		return false, fmt.Errorf("read memberships: %w", err)
 	}
-	gate := PriorRows{Count: len(prior)}
-	for _, p := range prior {
-		if p.LeftAt != nil && (gate.LatestLeftAt == nil || p.LeftAt.After(*gate.LatestLeftAt)) {
-			t := *p.LeftAt
-			gate.LatestLeftAt = &t
-		}
+	var ps pairState
+	for _, r := range prior {
+		ps.add(r)
 	}
-	params := dbsqlc.BucketMembershipJoinParams{
-		ID:     uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("membership\x00reconcile\x00%s\x00%s\x00%d", b.ID(), key, len(prior)+1))),
-		UserID: key, BucketID: b.ID(), At: now, Source: ptr(SourceReconcile),
-	}
-	if email != "" {
-		params.UserEmail = &email
-	}
-	if w := b.ExpiryWindow(); w != nil {
-		t := now.Add(*w)
-		params.ExpiresAt = &t
-	}
-	if meta.MaxDwell > 0 {
-		t := now.Add(meta.MaxDwell)
-		params.MaxDwellAt = &t
-	}
+	gate := PriorRows{Count: ps.rows, LatestLeftAt: ps.latestLeft}
+	params := joinParams(b, uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("membership\x00reconcile\x00%s\x00%s\x00%d", b.ID(), key, ps.rows+1))),
+		key, email, SourceReconcile, now)
 	row, err := q.BucketMembershipJoin(ctx, params)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // joined meanwhile by another writer

@@ -213,17 +213,42 @@ func (st *batchState) load(ctx context.Context, keys, buckets []string) error {
 		return fmt.Errorf("read memberships: %w", err)
 	}
 	for _, r := range rows {
-		ps := st.pair(r.UserID, r.BucketID)
-		ps.rows++
-		if r.Status == "active" && !r.Deleted {
-			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
-		}
-		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
-			t := *r.LeftAt
-			ps.latestLeft = &t
-		}
+		st.pair(r.UserID, r.BucketID).add(r)
 	}
 	return nil
+}
+
+// add counts one membership row of the pair: every row raises the next
+// epoch, the live active one is the membership, the latest leave gates
+// re-entry.
+func (ps *pairState) add(r dbsqlc.BucketMembershipsOfKeysRow) {
+	ps.rows++
+	if r.Status == "active" && !r.Deleted {
+		ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
+	}
+	if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
+		t := *r.LeftAt
+		ps.latestLeft = &t
+	}
+}
+
+// joinParams is the active row a join inserts (spec 10 §4.3): expiry
+// from the criteria's window when the bucket asks for it, maxDwell
+// deadline, the writer's source and email.
+func joinParams(b *Bucket, id uuid.UUID, key, email, source string, at time.Time) dbsqlc.BucketMembershipJoinParams {
+	p := dbsqlc.BucketMembershipJoinParams{ID: id, UserID: key, BucketID: b.ID(), At: at, Source: ptr(source)}
+	if email != "" {
+		p.UserEmail = &email
+	}
+	if w := b.ExpiryWindow(); w != nil {
+		t := at.Add(*w)
+		p.ExpiresAt = &t
+	}
+	if b.meta.MaxDwell > 0 {
+		t := at.Add(b.meta.MaxDwell)
+		p.MaxDwellAt = &t
+	}
+	return p
 }
 
 func (st *batchState) pair(user, bucket string) *pairState {
@@ -312,25 +337,9 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 }
 
 func (p *Projector) join(ctx context.Context, st *batchState, ps *pairState, b *Bucket, a *streams.Activity, at time.Time) error {
-	meta := b.Meta()
-	params := dbsqlc.BucketMembershipJoinParams{
-		ID:       uuid.NewSHA1(uuid.NameSpaceOID, []byte("membership\x00"+a.Event.ID+"\x00"+b.ID())),
-		UserID:   a.Key,
-		BucketID: b.ID(),
-		At:       at,
-		Source:   ptr(SourceEvent),
-	}
-	if email := emailOf(a); email != "" {
-		params.UserEmail = &email
-	}
-	if w := b.ExpiryWindow(); w != nil {
-		t := at.Add(*w)
-		params.ExpiresAt = &t
-	}
-	if meta.MaxDwell > 0 {
-		t := at.Add(meta.MaxDwell)
-		params.MaxDwellAt = &t
-	}
+	meta := &b.meta // read only; Meta() would copy on the hot path
+	params := joinParams(b, uuid.NewSHA1(uuid.NameSpaceOID, []byte("membership\x00"+a.Event.ID+"\x00"+b.ID())),
+		a.Key, emailOf(a), SourceEvent, at)
 	prior := PriorRows{Count: ps.rows, LatestLeftAt: ps.latestLeft}
 	row, err := st.q.BucketMembershipJoin(ctx, params)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -360,7 +369,7 @@ func (p *Projector) join(ctx context.Context, st *batchState, ps *pairState, b *
 }
 
 func (p *Projector) leave(ctx context.Context, st *batchState, ps *pairState, b *Bucket, a *streams.Activity, at time.Time) error {
-	meta := b.Meta()
+	meta := &b.meta // read only
 	if meta.MinDwell > 0 && at.Sub(ps.active.enteredAt) < meta.MinDwell {
 		deadline := ps.active.enteredAt.Add(meta.MinDwell)
 		if err := st.q.BucketMembershipDefer(ctx, dbsqlc.BucketMembershipDeferParams{ID: ps.active.id, ExpiresAt: &deadline, At: &at}); err != nil {
@@ -392,14 +401,7 @@ func (st *batchState) reload(ctx context.Context, key, bucket string) error {
 	}
 	ps := st.pair(key, bucket)
 	for _, r := range rows {
-		ps.rows++
-		if r.Status == "active" && !r.Deleted {
-			ps.active = &activeRow{id: r.ID, enteredAt: r.EnteredAt, epoch: int(r.EntryCount)}
-		}
-		if r.LeftAt != nil && (ps.latestLeft == nil || r.LeftAt.After(*ps.latestLeft)) {
-			t := *r.LeftAt
-			ps.latestLeft = &t
-		}
+		ps.add(r)
 	}
 	return nil
 }
