@@ -105,35 +105,23 @@ func (d *DLQ) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *DLQ) get(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.ParamUUID(r, "id")
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	dl, err := d.store.Get(r.Context(), id)
-	if err != nil {
-		httpapi.WriteError(w, r, notFound(err))
+	dl, ok := d.load(w, r)
+	if !ok {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"entry": entry(dl)})
 }
 
 func (d *DLQ) retry(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.ParamUUID(r, "id")
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	dl, err := d.store.Get(r.Context(), id)
-	if err != nil {
-		httpapi.WriteError(w, r, notFound(err))
+	dl, ok := d.load(w, r)
+	if !ok {
 		return
 	}
 	if dl.Status != bus.DeadLetterPending {
 		httpapi.WriteError(w, r, errcode.Conflict("Entry is not in pending state"))
 		return
 	}
-	if _, err := d.store.Retry(r.Context(), id); err != nil {
+	if _, err := d.store.Retry(r.Context(), dl.ID); err != nil {
 		if errors.Is(err, bus.ErrNotFound) {
 			// Retried or discarded concurrently.
 			httpapi.WriteError(w, r, errcode.Conflict("Entry is not in pending state"))
@@ -146,18 +134,12 @@ func (d *DLQ) retry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *DLQ) discard(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.ParamUUID(r, "id")
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	dl, err := d.store.Get(r.Context(), id)
-	if err != nil {
-		httpapi.WriteError(w, r, notFound(err))
+	dl, ok := d.load(w, r)
+	if !ok {
 		return
 	}
 	if dl.Status == bus.DeadLetterPending {
-		if _, err := d.store.Discard(r.Context(), id); err != nil && !errors.Is(err, bus.ErrNotFound) {
+		if _, err := d.store.Discard(r.Context(), dl.ID); err != nil && !errors.Is(err, bus.ErrNotFound) {
 			httpapi.WriteError(w, r, err)
 			return
 		}
@@ -166,6 +148,21 @@ func (d *DLQ) discard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"discarded": true})
+}
+
+// load reads the dead letter the path names, or answers 400/404.
+func (d *DLQ) load(w http.ResponseWriter, r *http.Request) (bus.DeadLetter, bool) {
+	id, err := httpapi.ParamUUID(r, "id")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return bus.DeadLetter{}, false
+	}
+	dl, err := d.store.Get(r.Context(), id)
+	if err != nil {
+		httpapi.WriteError(w, r, notFound(err))
+		return bus.DeadLetter{}, false
+	}
+	return dl, true
 }
 
 func notFound(err error) error {
