@@ -59,6 +59,11 @@ func (e *Event) Engine() bool {
 	return strings.HasPrefix(e.Name, "bucket:") || strings.HasPrefix(e.Name, "journey:")
 }
 
+// Lifecycle reports whether the event is a journey lifecycle event
+// (journey:completed, journey:failed): it travels to ACTIVITY for the
+// outbound webhooks but is never stored in history (spec 10 §5.3.5).
+func (e *Event) Lifecycle() bool { return strings.HasPrefix(e.Name, "journey:") }
+
 // MsgID is the JetStream dedupe id of the event: its idempotency key when
 // given, else its id.
 func (e *Event) MsgID() string {

@@ -422,7 +422,9 @@ func (b *batch) apply(i int, it *item) {
 		// Spec 10 §4.5 flaw fixed: a transition is not identity input. It
 		// is recorded for the contact it names, changing nothing on it.
 		if c = b.engineContact(e); c == nil {
-			b.appendEvent(i, it, e.UserID)
+			if !e.Lifecycle() {
+				b.appendEvent(i, it, e.UserID)
+			}
 			return
 		}
 	case e.Type == streams.TypeDelete:
@@ -455,7 +457,7 @@ func (b *batch) apply(i int, it *item) {
 	act.Stored = true
 	act.Created, act.Linked, act.Merged = it.applied.Created, it.applied.Linked, it.applied.Merged
 	it.activity = &act
-	if e.Type == streams.TypeTrack && e.Name != "" {
+	if e.Type == streams.TypeTrack && e.Name != "" && !e.Lifecycle() {
 		b.appendEvent(i, it, c.key())
 	}
 }

@@ -99,6 +99,20 @@ type DeadLetter struct {
 	UpdatedAt  time.Time
 }
 
+type EmailPreference struct {
+	ID              uuid.UUID
+	UserID          string
+	Email           string
+	UnsubscribedAll bool
+	Suppressed      bool
+	BounceCount     int32
+	Categories      json.RawMessage
+	SuppressedAt    *time.Time
+	LastBounceAt    *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 type ImportJob struct {
 	ID            uuid.UUID
 	FileName      *string
@@ -110,6 +124,68 @@ type ImportJob struct {
 	Errors        json.RawMessage
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+}
+
+type JourneyConfig struct {
+	ID        uuid.UUID
+	JourneyID string
+	Enabled   bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+type JourneyLog struct {
+	ID             uuid.UUID
+	JourneyStateID uuid.UUID
+	FromNodeID     *string
+	ToNodeID       *string
+	Action         string
+	Detail         json.RawMessage
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type JourneyOutbox struct {
+	ID        int64
+	StateID   uuid.UUID
+	Msgs      json.RawMessage
+	CreatedAt time.Time
+}
+
+type JourneyState struct {
+	ID             uuid.UUID
+	OrganizationID *uuid.UUID
+	UserID         string
+	UserEmail      string
+	JourneyID      string
+	ContactID      *uuid.UUID
+	CurrentNodeID  string
+	Status         string
+	HatchetRunID   *string
+	Context        json.RawMessage
+	ErrorMessage   *string
+	EntryCount     int32
+	TriggerEventID string
+	Timezone       string
+	CompletedAt    *time.Time
+	ExitedAt       *time.Time
+	DeletedAt      *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type JourneyStep struct {
+	StateID      uuid.UUID
+	Step         int32
+	Kind         string
+	Label        *string
+	Result       json.RawMessage
+	DueAt        *time.Time
+	WaitEvent    *string
+	WaitAfterSeq *int64
+	WaitAfterAt  *time.Time
+	CreatedAt    time.Time
+	ResolvedAt   *time.Time
 }
 
 type ProjectionCheckpoint struct {

@@ -31,6 +31,8 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/services/journeys"
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/services/posthogsync"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
@@ -52,6 +54,8 @@ type Main struct {
 	Stdout io.Writer
 	// Buckets are the segment definitions; nil means the stock examples.
 	Buckets []*buckets.Bucket
+	// Journeys are the journey definitions; nil means the stock examples.
+	Journeys []*journey.Journey
 
 	banner   string
 	unlock   func()
@@ -66,6 +70,8 @@ type Main struct {
 	contacts *bus.Partitioned
 	buckets  *bus.Partitioned
 	registry *buckets.Registry
+	journeys *journey.Registry
+	journeyC *bus.Partitioned
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -118,6 +124,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("register buckets: %w", err)
 	}
 
+	jdefs := m.Journeys
+	if jdefs == nil {
+		jdefs = exampleJourneys()
+	}
+	if m.journeys, err = journey.NewRegistry(m.Config.EnabledJourneys, jdefs...); err != nil {
+		return fmt.Errorf("register journeys: %w", err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 
@@ -128,6 +142,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if m.Config.runs(ServiceBuckets) {
 		if err := m.startBuckets(runCtx, pub, deadLetters); err != nil {
+			return err
+		}
+	}
+	if m.Config.runs(ServiceJourneys) {
+		if err := m.startJourneys(runCtx, pub, deadLetters); err != nil {
 			return err
 		}
 	}
@@ -347,6 +366,33 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 			Registry: m.registry, JetStream: m.js, DeadLetters: dl,
 			Logger: m.Log, Registerer: m.reg,
 		})
+	})
+	return nil
+}
+
+// startJourneys runs enrolment, exits and resumes on ACTIVITY and the
+// wake-up worker on TIMERS.
+func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
+	svc, err := journeys.New(m.pool, pub, m.journeys, journeys.Options{Logger: m.Log, Registerer: m.reg})
+	if err != nil {
+		return err
+	}
+	runner := projections.NewRunner(journeys.Name, m.pool, pub, svc, m.Log)
+	p, err := bus.NewPartitioned(bus.PartitionedConfig{
+		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: journeys.Name,
+		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		Logger: m.Log, Registerer: m.reg,
+	}, runner)
+	if err != nil {
+		return err
+	}
+	m.journeyC = p
+	m.goRun("journeys", func() error { return p.Run(ctx) })
+	m.goRun("journey wake-ups", func() error {
+		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
+			JetStream: m.js, Stream: streams.StreamTimers, Name: "journey-timers", FilterSubject: journeys.TimerDueSubject,
+			Workers: 16, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+		}, svc.HandleTimer)
 	})
 	return nil
 }

@@ -36,6 +36,8 @@ type Config struct {
 	RateLimit    int // admin requests per minute per key; 0 disables
 	// EnabledBuckets is ENABLED_BUCKETS: "*" (default) or a csv of ids.
 	EnabledBuckets string
+	// EnabledJourneys is ENABLED_JOURNEYS, with the same rules.
+	EnabledJourneys string
 	// ReconcileEvery spaces the bucket reconcile sweeps.
 	ReconcileEvery time.Duration
 	// PostHogAPIKey is POSTHOG_API_KEY; empty turns the PostHog mirror off.
@@ -49,10 +51,11 @@ const (
 	ServiceAPI      = "api"
 	ServiceContacts = "contacts"
 	ServiceBuckets  = "buckets"
+	ServiceJourneys = "journeys"
 )
 
 // allServices are started when --only is not given.
-var allServices = []string{ServiceAPI, ServiceContacts, ServiceBuckets}
+var allServices = []string{ServiceAPI, ServiceContacts, ServiceBuckets, ServiceJourneys}
 
 // defaultDatabaseURL is the local server of `hogsend dev`.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/hogsend?sslmode=disable"
@@ -92,6 +95,7 @@ func envConfig(getenv func(string) string) (Config, error) {
 	str("POSTHOG_HOST", &c.PostHogHost)
 	// ENABLED_BUCKETS keeps whitespace: a blank value enables none.
 	c.EnabledBuckets = getenv("ENABLED_BUCKETS")
+	c.EnabledJourneys = getenv("ENABLED_JOURNEYS")
 	if v := getenv("PORT"); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 0 || p > 65535 {

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/seed-eeb360f6/hogsend/projections/buckets"
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 )
 
 const usage = `Hogsend, the code-first lifecycle email engine.
@@ -54,6 +55,8 @@ see the README. 'hogsend <command> -h' lists a command's flags.
 type Options struct {
 	// Buckets are the segment definitions; nil runs the stock examples.
 	Buckets []*buckets.Bucket
+	// Journeys are the journey definitions; nil runs the stock examples.
+	Journeys []*journey.Journey
 }
 
 // Execute runs the command line (os.Args) until it is done or SIGINT or
@@ -131,7 +134,7 @@ func runServer(ctx context.Context, name string, args []string, dev bool, stdout
 		return errors.New("NATS_URL: serve needs an external NATS server (use `hogsend dev` for the embedded one)")
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	m := &Main{Config: cfg, Log: log, Dev: dev, Stdout: stdout, Buckets: opts.Buckets}
+	m := &Main{Config: cfg, Log: log, Dev: dev, Stdout: stdout, Buckets: opts.Buckets, Journeys: opts.Journeys}
 	if err := m.Run(ctx); err != nil {
 		return err
 	}

@@ -24,13 +24,13 @@ var TrialNudge = journey.MustDefine(journey.Meta{
 	Timezone:   "Europe/Berlin",
 	SendWindow: &journey.Window{Start: "09:00", End: "18:00"},
 }, func(ctx *journey.Ctx, u journey.User) error {
-	// The context API (sleep, sendEmail, waitForEvent, when, …) arrives
-	// with the runtime; every call on ctx is a recorded step.
+	// Every call on ctx is a recorded step of the durable run.
 	fmt.Printf("%s enrolled %s at %s\n", u.JourneyID, u.Key, ctx.Now().Format(time.DateOnly))
 	return nil
 })
 
-type exampleRuntime struct{}
+// exampleRuntime stands in for the durable runtime: only Now is used.
+type exampleRuntime struct{ journey.Runtime }
 
 func (exampleRuntime) Now() time.Time { return time.Date(2025, 6, 10, 9, 0, 0, 0, time.UTC) }
 

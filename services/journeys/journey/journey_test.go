@@ -375,7 +375,10 @@ func TestExitMatches(t *testing.T) {
 	}
 }
 
-type fixedRuntime struct{ now time.Time }
+type fixedRuntime struct {
+	journey.Runtime
+	now time.Time
+}
 
 func (r fixedRuntime) Now() time.Time { return r.now }
 

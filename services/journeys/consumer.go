@@ -1,0 +1,413 @@
+package journeys
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seed-eeb360f6/hogsend/projections"
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// live is a live (active or waiting) state of the batch's contacts, with
+// its pending blocking step when it waits.
+type live struct {
+	row     dbsqlc.JourneyState
+	pending *dbsqlc.JourneyStep
+}
+
+type pairKey struct{ key, journey string }
+
+// batch is the journeys consumer's view of one transaction.
+type batch struct {
+	s       *Service
+	q       *dbsqlc.Queries
+	w       *writes
+	out     projections.Output
+	live    map[string][]*live // by contact key
+	prior   map[pairKey]journey.PriorStates
+	unsub   map[string]bool
+	configs map[string]bool
+}
+
+// Apply implements projections.Projector: for each activity, in order,
+// history folds, exits (spec 10 §1.4, against the states that existed
+// before the event), resumed waits, then enrolments (§5.2).
+func (s *Service) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (projections.Output, error) {
+	q := dbsqlc.New(tx)
+	acts := make([]*streams.Activity, len(msgs))
+	var keys []string
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		var a streams.Activity
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			s.log.Error("dropping undecodable activity", "seq", m.Seq, "err", err)
+			continue
+		}
+		acts[i] = &a
+		if !seen[a.Key] && a.Key != "" {
+			seen[a.Key] = true
+			keys = append(keys, a.Key)
+		}
+	}
+	b := &batch{s: s, q: q, w: &writes{}, live: map[string][]*live{}, prior: map[pairKey]journey.PriorStates{}, unsub: map[string]bool{}}
+	if err := b.loadLive(ctx, keys); err != nil {
+		return projections.Output{}, err
+	}
+	if err := b.loadGuards(ctx, acts); err != nil {
+		return projections.Output{}, err
+	}
+	for i, a := range acts {
+		if a == nil {
+			continue
+		}
+		if err := b.apply(ctx, a, msgs[i].Seq); err != nil {
+			return projections.Output{}, err
+		}
+	}
+	if after := b.w.after; len(after) > 0 {
+		b.out.AfterPublish = func(context.Context) {
+			for _, f := range after {
+				f()
+			}
+		}
+	}
+	return b.out, nil
+}
+
+func (b *batch) loadLive(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := b.q.JourneyLiveStatesLock(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("lock journey states: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(rows))
+	byID := make(map[uuid.UUID]*live, len(rows))
+	for i, r := range rows {
+		l := &live{row: r}
+		ids[i] = r.ID
+		byID[r.ID] = l
+		b.live[r.UserID] = append(b.live[r.UserID], l)
+	}
+	pend, err := b.q.JourneyPendingSteps(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read pending journey steps: %w", err)
+	}
+	for i := range pend {
+		if l := byID[pend[i].StateID]; l != nil {
+			l.pending = &pend[i]
+		}
+	}
+	return nil
+}
+
+// enrolling reports whether an activity can enrol, exit or resume: a
+// stored track event of a live contact that is not a journey lifecycle
+// event (bucket transitions do enrol: reactions trigger on them).
+func enrolling(a *streams.Activity) bool {
+	e := &a.Event
+	return a.Stored && e.Type == streams.TypeTrack && e.Name != "" && !e.Lifecycle() && a.Contact.DeletedAt == nil
+}
+
+// loadGuards reads, for the pairs the batch's triggers name, the data of
+// guards 4 and 5 and the admin overrides, in three statements.
+func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error {
+	var p dbsqlc.JourneyPriorStatesParams
+	var keys []string
+	seen := map[pairKey]bool{}
+	for _, a := range acts {
+		if a == nil || !enrolling(a) {
+			continue
+		}
+		for _, j := range b.s.reg.Triggered(a.Event.Name) {
+			k := pairKey{a.Key, j.ID()}
+			if !seen[k] {
+				seen[k] = true
+				p.Keys = append(p.Keys, a.Key)
+				p.JourneyIds = append(p.JourneyIds, j.ID())
+				keys = append(keys, a.Key)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := b.q.JourneyPriorStates(ctx, p)
+	if err != nil {
+		return fmt.Errorf("read prior journey states: %w", err)
+	}
+	for _, r := range rows {
+		newest := r.Newest
+		b.prior[pairKey{r.UserID, r.JourneyID}] = journey.PriorStates{Count: int(r.N), NewestCreatedAt: &newest}
+	}
+	prefs, err := b.q.JourneyUnsubscribedKeys(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("read preferences: %w", err)
+	}
+	for _, r := range prefs {
+		b.unsub[r.UserID] = r.UnsubscribedAll
+	}
+	b.configs, err = configs(ctx, b.q)
+	return err
+}
+
+func (b *batch) apply(ctx context.Context, a *streams.Activity, from uint64) error {
+	for _, f := range a.Folds {
+		if err := b.fold(ctx, f, a); err != nil {
+			return err
+		}
+	}
+	if !enrolling(a) {
+		return nil
+	}
+	now := b.s.clock()
+	e := &a.Event
+	props, err := decodeProps(e.EventProperties)
+	if err != nil {
+		props = map[string]any{} // the contacts projection stored it; treat as empty
+	}
+	// Exits first: only states that existed before this event (spec 10
+	// §1.4); journey_configs.enabled is ignored here.
+	states := b.live[a.Key]
+	kept := states[:0]
+	for _, l := range states {
+		j, ok := b.s.reg.Get(l.row.JourneyID)
+		if !ok || !j.HasExitOn() || !j.ExitMatches(e.Name, props) {
+			kept = append(kept, l)
+			continue
+		}
+		n, err := b.q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusExited, At: now, ID: l.row.ID})
+		if err != nil {
+			return fmt.Errorf("exit journey state: %w", err)
+		}
+		if n > 0 {
+			b.w.log(l.row.ID, l.row.CurrentNodeID, "", StatusExited, map[string]string{"event": e.Name, "eventId": e.ID}, now)
+			b.s.metrics.exited.WithLabelValues(l.row.JourneyID).Inc()
+		}
+	}
+	b.live[a.Key] = kept
+	// Waits this event ends: same contact, same name, published after the
+	// wait began.
+	for _, l := range b.live[a.Key] {
+		p := l.pending
+		if p == nil || p.Kind != kindWait || deref(p.WaitEvent) != e.Name || !after(p, a) {
+			continue
+		}
+		f := false
+		res, _ := json.Marshal(stepResult{TimedOut: &f, EventID: e.ID})
+		if err := b.resume(ctx, l, res, now, "event"); err != nil {
+			return err
+		}
+		if err := b.run(ctx, l, a.Seq, now, from); err != nil {
+			return err
+		}
+	}
+	// Enrolments.
+	for _, j := range b.s.reg.Triggered(e.Name) {
+		if err := b.enrol(ctx, j, a, props, now, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// after reports whether a's event was published after wait p began.
+func after(p *dbsqlc.JourneyStep, a *streams.Activity) bool {
+	if p.WaitAfterSeq != nil {
+		return a.Seq > uint64(*p.WaitAfterSeq)
+	}
+	return p.WaitAfterAt != nil && a.Event.ReceivedAt.After(*p.WaitAfterAt)
+}
+
+// resume resolves l's pending step with res and makes the state active.
+func (b *batch) resume(ctx context.Context, l *live, res json.RawMessage, now time.Time, cause string) error {
+	if err := resolve(ctx, b.q, b.w, &l.row, l.pending, res, now); err != nil {
+		return err
+	}
+	l.pending = nil
+	b.s.metrics.resumed.WithLabelValues(l.row.JourneyID, cause).Inc()
+	return nil
+}
+
+// resolve records a blocking step's result and moves its state from
+// waiting to active.
+func resolve(ctx context.Context, q *dbsqlc.Queries, w *writes, st *dbsqlc.JourneyState, p *dbsqlc.JourneyStep, res json.RawMessage, now time.Time) error {
+	if _, err := q.JourneyStepResolve(ctx, dbsqlc.JourneyStepResolveParams{Result: res, At: &now, StateID: p.StateID, Step: p.Step}); err != nil {
+		return fmt.Errorf("resolve journey step: %w", err)
+	}
+	if _, err := q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: st.ID}); err != nil {
+		return fmt.Errorf("resume journey state: %w", err)
+	}
+	w.log(st.ID, st.CurrentNodeID, st.CurrentNodeID, "resumed", json.RawMessage(res), now)
+	st.Status = StatusActive
+	return nil
+}
+
+// run executes l's journey and files what it derived under the input
+// message from.
+func (b *batch) run(ctx context.Context, l *live, seq uint64, now time.Time, from uint64) error {
+	j, ok := b.s.reg.Get(l.row.JourneyID)
+	if !ok {
+		return nil // no longer registered: the state waits until it is again
+	}
+	steps, err := b.q.JourneySteps(ctx, l.row.ID)
+	if err != nil {
+		return fmt.Errorf("read journey steps: %w", err)
+	}
+	x := &execution{ctx: ctx, svc: b.s, q: b.q, w: b.w, state: &l.row, j: j, zone: b.s.stateZone(&l.row), steps: steps, now: now, afterSeq: seq}
+	oc, err := x.execute()
+	if err != nil {
+		return err
+	}
+	if err := b.w.flush(ctx, b.q); err != nil {
+		return err
+	}
+	for _, m := range b.w.out {
+		b.out.Outbox = append(b.out.Outbox, m)
+		b.out.OutboxFrom = append(b.out.OutboxFrom, from)
+	}
+	b.w.out = nil
+	switch oc.status {
+	case StatusWaiting:
+		l.row.Status = StatusWaiting
+		l.pending = oc.pending
+	case StatusCompleted, StatusFailed:
+		b.drop(l)
+	}
+	return nil
+}
+
+func (b *batch) drop(l *live) {
+	states := b.live[l.row.UserID]
+	for i, s := range states {
+		if s == l {
+			b.live[l.row.UserID] = append(states[:i:i], states[i+1:]...)
+			return
+		}
+	}
+}
+
+// enrol applies the guards of spec 10 §5.2 in order and starts a run.
+func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activity, props map[string]any, now time.Time, from uint64) error {
+	scalar := scalarProps(props)
+	var cfg *bool
+	if v, ok := b.configs[j.ID()]; ok {
+		cfg = &v
+	}
+	skip := func(reason string) error {
+		b.s.metrics.skipped.WithLabelValues(j.ID(), reason).Inc()
+		b.s.log.Debug("journey enrolment skipped", "journey", j.ID(), "user", a.Key, "event", a.Event.ID, "reason", reason)
+		return nil
+	}
+	if ok, reason := journey.CheckTrigger(j, cfg, scalar); !ok {
+		return skip(reason)
+	}
+	pk := pairKey{a.Key, j.ID()}
+	if ok, reason := journey.EntryAllowed(j, b.prior[pk], now); !ok {
+		return skip(reason)
+	}
+	if b.unsub[a.Key] {
+		return skip(journey.ReasonUnsubscribed)
+	}
+	for _, l := range b.live[a.Key] {
+		if l.row.JourneyID == j.ID() {
+			return skip(journey.ReasonAlreadyActive)
+		}
+	}
+	contactProps, _ := decodeProps(a.Contact.Properties)
+	zone := b.s.resolveZone(j, contactProps)
+	ctxJSON, err := json.Marshal(scalar)
+	if err != nil {
+		return fmt.Errorf("encode journey context: %w", err)
+	}
+	cid, err := uuid.Parse(a.ContactID)
+	var contactID *uuid.UUID
+	if err == nil {
+		contactID = &cid
+	}
+	prior := b.prior[pk]
+	row, err := b.q.JourneyStateInsert(ctx, dbsqlc.JourneyStateInsertParams{
+		ID: derivedID("state", a.Event.ID+"\x00"+j.ID()), UserID: a.Key, UserEmail: a.Event.Email, JourneyID: j.ID(),
+		ContactID: contactID, Context: ctxJSON, TriggerEventID: a.Event.ID, Timezone: zone.String(),
+		EntryCount: int32(prior.Count + 1), At: now,
+	})
+	if err == pgx.ErrNoRows {
+		// A live run of the pair (deleted rows included) or this event's
+		// earlier enrolment won the unique index.
+		return skip(journey.ReasonAlreadyActive)
+	}
+	if err != nil {
+		return fmt.Errorf("enrol %s: %w", j.ID(), err)
+	}
+	b.prior[pk] = journey.PriorStates{Count: prior.Count + 1, NewestCreatedAt: &now}
+	b.w.log(row.ID, "", row.CurrentNodeID, "enrolled", map[string]string{"event": a.Event.Name, "eventId": a.Event.ID}, now)
+	b.s.metrics.enrolled.WithLabelValues(j.ID()).Inc()
+	l := &live{row: row}
+	b.live[a.Key] = append(b.live[a.Key], l)
+	return b.run(ctx, l, a.Seq, now, from)
+}
+
+// fold moves states from one key to another (spec 10 §2.3.3) and re-reads
+// the target's live states.
+func (b *batch) fold(ctx context.Context, f streams.Fold, a *streams.Activity) error {
+	var cid *uuid.UUID
+	if id, err := uuid.Parse(a.ContactID); err == nil {
+		cid = &id
+	}
+	email := ""
+	if a.Contact.Email != nil {
+		email = *a.Contact.Email
+	}
+	if _, err := b.q.JourneyStatesRekey(ctx, dbsqlc.JourneyStatesRekeyParams{ToKey: f.To, At: b.s.clock(), ToEmail: email, FromKey: f.From, ToContactID: cid}); err != nil {
+		return fmt.Errorf("fold journey states: %w", err)
+	}
+	delete(b.live, f.From)
+	delete(b.live, f.To)
+	return b.loadLive(ctx, []string{f.To})
+}
+
+func (s *Service) stateZone(st *dbsqlc.JourneyState) *time.Location {
+	if l := s.zone(st.Timezone); l != nil {
+		return l
+	}
+	return s.defaultZone
+}
+
+func decodeProps(raw json.RawMessage) (map[string]any, error) {
+	out := map[string]any{}
+	if len(raw) == 0 {
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scalarProps keeps the string, number, boolean and null values: the
+// trigger payload of spec 10 §5.2.
+func scalarProps(props map[string]any) map[string]any {
+	out := make(map[string]any, len(props))
+	for k, v := range props {
+		switch v.(type) {
+		case string, json.Number, float64, bool, nil:
+			out[k] = v
+		}
+	}
+	return out
+}

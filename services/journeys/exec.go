@@ -1,0 +1,624 @@
+package journeys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// Step kinds of the step log.
+const (
+	kindNow        = "now"
+	kindSleep      = "sleep"
+	kindWait       = "wait"
+	kindCheckpoint = "checkpoint"
+	kindEmail      = "email"
+	kindTrigger    = "trigger"
+	kindIdentify   = "identify"
+	kindCapture    = "capture"
+	kindSubscribed = "subscribed"
+	kindHasEvent   = "has_event"
+	kindJourneyHis = "journey_history"
+	kindEmailHis   = "email_history"
+)
+
+// Statuses of journey_states.
+const (
+	StatusActive    = "active"
+	StatusWaiting   = "waiting"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusExited    = "exited"
+)
+
+// Timer subjects on TIMERS (DESIGN §3): one schedule subject per (state,
+// step), all firing on one due subject the wake-up worker consumes.
+const (
+	TimerKind       = "journey"
+	TimerDueSubject = streams.TimersRoot + ".due." + TimerKind
+	timerSchedRoot  = streams.TimersRoot + ".sched." + TimerKind
+)
+
+// Timer is the body of a journey wake-up.
+type Timer struct {
+	StateID string    `json:"stateId"`
+	Step    int       `json:"step"`
+	DueAt   time.Time `json:"dueAt"`
+}
+
+// stepResult is the recorded result of a step; each kind uses some fields.
+type stepResult struct {
+	At        *time.Time `json:"at,omitempty"`
+	SleptAt   *time.Time `json:"sleptAt,omitempty"`
+	ResumedAt *time.Time `json:"resumedAt,omitempty"`
+	TimedOut  *bool      `json:"timedOut,omitempty"`
+	EventID   string     `json:"eventId,omitempty"`
+	Bool      *bool      `json:"bool,omitempty"`
+	Count     *int       `json:"count,omitempty"`
+	Last      *time.Time `json:"last,omitempty"`
+	ID        string     `json:"id,omitempty"`
+}
+
+// writes collects what the executions of one transaction derive: steps and
+// logs are inserted in bulk, messages go to the caller's outbox.
+type writes struct {
+	steps dbsqlc.JourneyStepsInsertParams
+	logs  dbsqlc.JourneyLogsInsertParams
+	out   []bus.OutMsg
+	after []func()
+}
+
+func (w *writes) step(s dbsqlc.JourneyStep, result string) {
+	p := &w.steps
+	p.StateIds = append(p.StateIds, s.StateID)
+	p.Steps = append(p.Steps, s.Step)
+	p.Kinds = append(p.Kinds, s.Kind)
+	p.Labels = append(p.Labels, deref(s.Label))
+	p.Results = append(p.Results, result)
+	p.DueAts = append(p.DueAts, derefTime(s.DueAt))
+	p.WaitEvents = append(p.WaitEvents, deref(s.WaitEvent))
+	var seq int64
+	if s.WaitAfterSeq != nil {
+		seq = *s.WaitAfterSeq
+	}
+	p.WaitAfterSeqs = append(p.WaitAfterSeqs, seq)
+	p.WaitAfterAts = append(p.WaitAfterAts, derefTime(s.WaitAfterAt))
+	p.CreatedAts = append(p.CreatedAts, s.CreatedAt)
+	p.ResolvedAts = append(p.ResolvedAts, derefTime(s.ResolvedAt))
+}
+
+func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at time.Time) {
+	d := ""
+	if detail != nil {
+		b, _ := json.Marshal(detail)
+		d = string(b)
+	}
+	p := &w.logs
+	p.Ids = append(p.Ids, uuid.Must(uuid.NewV7()))
+	p.StateIds = append(p.StateIds, stateID)
+	p.FromNodes = append(p.FromNodes, from)
+	p.ToNodes = append(p.ToNodes, to)
+	p.Actions = append(p.Actions, action)
+	p.Details = append(p.Details, d)
+	p.Ats = append(p.Ats, at)
+}
+
+// flush inserts the collected steps and logs.
+func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
+	if len(w.steps.StateIds) > 0 {
+		if err := q.JourneyStepsInsert(ctx, w.steps); err != nil {
+			return fmt.Errorf("record journey steps: %w", err)
+		}
+		w.steps = dbsqlc.JourneyStepsInsertParams{}
+	}
+	if len(w.logs.Ids) > 0 {
+		if err := q.JourneyLogsInsert(ctx, w.logs); err != nil {
+			return fmt.Errorf("write journey logs: %w", err)
+		}
+		w.logs = dbsqlc.JourneyLogsInsertParams{}
+	}
+	return nil
+}
+
+// execution is one run of a state's journey inside a transaction: the
+// journey function replays its recorded steps and records new ones until
+// it returns or suspends on a blocking step.
+type execution struct {
+	ctx   context.Context
+	svc   *Service
+	q     *dbsqlc.Queries
+	w     *writes
+	state *dbsqlc.JourneyState
+	j     *journey.Journey
+	zone  *time.Location
+	steps []dbsqlc.JourneyStep
+	next  int
+	now   time.Time
+	// afterSeq is the EVENTS sequence of the event this execution runs on
+	// (0 on a timer): a wait begun here counts only later events.
+	afterSeq uint64
+
+	suspended bool
+	pending   *dbsqlc.JourneyStep // the blocking step the run suspended on
+	fatal     error               // an infrastructure failure: the caller rolls back
+	failure   error               // the run cannot go on (non-determinism)
+}
+
+// outcome is how an execution ended.
+type outcome struct {
+	status  string // waiting, completed, failed, or "" when nothing changed
+	pending *dbsqlc.JourneyStep
+}
+
+// execute runs the journey function once, records what it did and applies
+// the outcome to the state row (spec 10 §5.3).
+func (x *execution) execute() (outcome, error) {
+	var (
+		runErr   error
+		returned bool
+		panicked any
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			// recover is nil when the runtime ended the goroutine with
+			// Goexit (a suspend), so only a panic of journey code lands here.
+			if r := recover(); r != nil {
+				panicked = r
+			}
+		}()
+		runErr = x.j.Func()(journey.NewCtx(x), x.user())
+		returned = true
+	}()
+	<-done
+	if x.fatal != nil {
+		return outcome{}, x.fatal
+	}
+	at := x.now
+	switch {
+	case x.failure != nil:
+		return x.finish(StatusFailed, x.failure.Error(), at)
+	case x.suspended:
+		return outcome{status: StatusWaiting, pending: x.pending}, nil
+	case panicked != nil:
+		return x.finish(StatusFailed, fmt.Sprintf("panic: %v", panicked), at)
+	case !returned:
+		// runtime.Goexit called by journey code itself.
+		return x.finish(StatusFailed, "journey run exited without returning", at)
+	case runErr != nil:
+		msg := runErr.Error()
+		if msg == "" {
+			msg = "Unknown error during journey"
+		}
+		return x.finish(StatusFailed, msg, at)
+	default:
+		return x.finish(StatusCompleted, "", at)
+	}
+}
+
+// finish completes or fails a non-terminal state and publishes its
+// journey:completed / journey:failed event. A state that became terminal
+// meanwhile records nothing (spec 10 §5.3 flaws fixed).
+func (x *execution) finish(status, errMsg string, at time.Time) (outcome, error) {
+	p := dbsqlc.JourneyStateUpdateParams{Status: status, At: at, ID: x.state.ID}
+	if errMsg != "" {
+		p.ErrorMessage = &errMsg
+	}
+	n, err := x.q.JourneyStateUpdate(x.ctx, p)
+	if err != nil {
+		return outcome{}, fmt.Errorf("set journey state %s: %w", status, err)
+	}
+	if n == 0 {
+		return outcome{}, nil
+	}
+	var detail any
+	if errMsg != "" {
+		detail = map[string]string{"error": errMsg}
+	}
+	x.w.log(x.state.ID, x.state.CurrentNodeID, "", status, detail, at)
+	props := map[string]any{"journeyId": x.state.JourneyID, "stateId": x.state.ID.String(), "userId": x.state.UserID}
+	if errMsg != "" {
+		props["error"] = errMsg
+	}
+	if msg, ok := x.svc.lifecycleEvent(x.state, "journey:"+status, props, at); ok {
+		x.w.out = append(x.w.out, msg)
+	}
+	if status == StatusCompleted {
+		x.svc.metrics.completed.WithLabelValues(x.state.JourneyID).Inc()
+	} else {
+		x.svc.metrics.failed.WithLabelValues(x.state.JourneyID).Inc()
+	}
+	return outcome{status: status}, nil
+}
+
+func (x *execution) user() journey.User {
+	props := map[string]any{}
+	if len(x.state.Context) > 0 {
+		_ = json.Unmarshal(x.state.Context, &props)
+	}
+	return journey.User{
+		Key: x.state.UserID, Email: x.state.UserEmail, Properties: props,
+		StateID: x.state.ID.String(), JourneyID: x.state.JourneyID, JourneyName: x.j.Name(),
+	}
+}
+
+// abort ends the run's goroutine because the transaction cannot go on.
+func (x *execution) abort(err error) {
+	x.fatal = err
+	runtime.Goexit()
+}
+
+// suspend ends the run's goroutine on a blocking step.
+func (x *execution) suspend(s *dbsqlc.JourneyStep) {
+	x.suspended = true
+	x.pending = s
+	runtime.Goexit()
+}
+
+// replay returns the recorded step the run reached, or nil when the run is
+// past its log and must record a new step numbered n.
+func (x *execution) replay(kind string) (rec *dbsqlc.JourneyStep, n int32) {
+	n = int32(x.next)
+	x.next++
+	if int(n) < len(x.steps) {
+		r := &x.steps[n]
+		if r.Kind != kind {
+			x.failure = &journey.NonDeterministicError{Step: int(n), Recorded: r.Kind, Called: kind}
+			runtime.Goexit()
+		}
+		return r, n
+	}
+	return nil, n
+}
+
+// record appends a resolved step to the log.
+func (x *execution) record(n int32, kind, label string, res stepResult) {
+	data, err := json.Marshal(res)
+	if err != nil {
+		x.abort(fmt.Errorf("encode step result: %w", err))
+	}
+	at := x.now
+	s := dbsqlc.JourneyStep{StateID: x.state.ID, Step: n, Kind: kind, Result: data, CreatedAt: at, ResolvedAt: &at}
+	if label != "" {
+		s.Label = &label
+	}
+	x.steps = append(x.steps, s)
+	x.w.step(s, string(data))
+}
+
+func (x *execution) result(rec *dbsqlc.JourneyStep) stepResult {
+	var r stepResult
+	if err := json.Unmarshal(rec.Result, &r); err != nil {
+		x.abort(fmt.Errorf("decode step %d of state %s: %w", rec.Step, rec.StateID, err))
+	}
+	return r
+}
+
+// Now implements journey.Runtime.
+func (x *execution) Now() time.Time {
+	rec, n := x.replay(kindNow)
+	if rec != nil {
+		return derefTime(x.result(rec).At)
+	}
+	now := x.now
+	x.record(n, kindNow, "", stepResult{At: &now})
+	return now
+}
+
+// Sleep implements journey.Runtime: Sleep and SleepUntil both arrive here
+// with a fixed deadline.
+func (x *execution) Sleep(until time.Time, label string) journey.Slept {
+	rec, n := x.replay(kindSleep)
+	if rec != nil {
+		if rec.Result == nil {
+			x.suspend(rec)
+		}
+		r := x.result(rec)
+		return journey.Slept{SleptAt: derefTime(r.SleptAt), ResumedAt: derefTime(r.ResumedAt)}
+	}
+	now := x.now
+	if !until.After(now) {
+		// A deadline in the past sleeps 0 ms (spec 10 §5.4).
+		x.record(n, kindSleep, label, stepResult{SleptAt: &now, ResumedAt: &now})
+		return journey.Slept{SleptAt: now, ResumedAt: now}
+	}
+	due := until.UTC()
+	x.block(dbsqlc.JourneyStep{StateID: x.state.ID, Step: n, Kind: kindSleep, Label: &label, DueAt: &due, CreatedAt: now})
+	panic("unreachable")
+}
+
+// WaitForEvent implements journey.Runtime.
+func (x *execution) WaitForEvent(event string, timeout time.Duration, label string) journey.Waited {
+	rec, n := x.replay(kindWait)
+	if rec != nil {
+		if rec.Result == nil {
+			x.suspend(rec)
+		}
+		r := x.result(rec)
+		return journey.Waited{TimedOut: r.TimedOut != nil && *r.TimedOut, EventID: r.EventID}
+	}
+	now := x.now
+	due := now.Add(timeout).UTC()
+	s := dbsqlc.JourneyStep{StateID: x.state.ID, Step: n, Kind: kindWait, Label: &label, DueAt: &due, WaitEvent: &event, CreatedAt: now}
+	if x.afterSeq > 0 {
+		seq := int64(x.afterSeq)
+		s.WaitAfterSeq = &seq
+	} else {
+		s.WaitAfterAt = &now
+	}
+	x.block(s)
+	panic("unreachable")
+}
+
+// block records a pending blocking step, moves the state to waiting, arms
+// the wake-up timer and suspends the run.
+func (x *execution) block(s dbsqlc.JourneyStep) {
+	x.steps = append(x.steps, s)
+	x.w.step(s, "")
+	label := deref(s.Label)
+	if _, err := x.q.JourneyStateUpdate(x.ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusWaiting, CurrentNodeID: &label, At: x.now, ID: x.state.ID}); err != nil {
+		x.abort(fmt.Errorf("set journey state waiting: %w", err))
+	}
+	detail := map[string]any{"until": s.DueAt}
+	if s.WaitEvent != nil {
+		detail["event"] = *s.WaitEvent
+	}
+	x.w.log(x.state.ID, x.state.CurrentNodeID, label, "waiting", detail, x.now)
+	x.state.CurrentNodeID = label
+	msg, err := timerMsg(Timer{StateID: x.state.ID.String(), Step: int(s.Step), DueAt: *s.DueAt})
+	if err != nil {
+		x.abort(err)
+	}
+	x.w.out = append(x.w.out, msg)
+	x.suspend(&x.steps[len(x.steps)-1])
+}
+
+// timerMsg arms the wake-up of a blocking step: a schedule on its own
+// subject, so re-arming replaces it and a re-publish is deduped.
+func timerMsg(t Timer) (bus.OutMsg, error) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return bus.OutMsg{}, fmt.Errorf("encode journey timer: %w", err)
+	}
+	h := nats.Header{}
+	h.Set("Nats-Schedule", "@at "+t.DueAt.UTC().Format(time.RFC3339Nano))
+	h.Set("Nats-Schedule-Target", TimerDueSubject)
+	id := t.StateID + "." + strconv.Itoa(t.Step)
+	return bus.OutMsg{Subject: timerSchedRoot + "." + id, MsgID: "jtimer:" + id, Data: data, Header: h}, nil
+}
+
+// Checkpoint implements journey.Runtime.
+func (x *execution) Checkpoint(label string) {
+	rec, n := x.replay(kindCheckpoint)
+	if rec != nil {
+		return
+	}
+	if err := x.q.JourneyStateCheckpoint(x.ctx, dbsqlc.JourneyStateCheckpointParams{CurrentNodeID: label, At: x.now, ID: x.state.ID}); err != nil {
+		x.abort(fmt.Errorf("checkpoint: %w", err))
+	}
+	x.w.log(x.state.ID, x.state.CurrentNodeID, label, "checkpoint", nil, x.now)
+	x.state.CurrentNodeID = label
+	x.record(n, kindCheckpoint, label, stepResult{})
+}
+
+// effectKey names an effect of this state's step: the idempotency key of
+// what it publishes.
+func (x *execution) effectKey(n int32) string {
+	return "journey:" + x.state.ID.String() + ":" + strconv.Itoa(int(n))
+}
+
+// SendEmail implements journey.Runtime: the command is stored with the
+// step and published after commit under the step's key.
+func (x *execution) SendEmail(e journey.Email) error {
+	to := e.To
+	if to == "" {
+		to = x.state.UserEmail
+	}
+	if to == "" {
+		return errors.New("sendEmail: the contact has no email address and Email.To is empty")
+	}
+	rec, n := x.replay(kindEmail)
+	if rec != nil {
+		return nil
+	}
+	key := x.effectKey(n)
+	cmd := streams.EmailCommand{
+		V: 1, ID: derivedID("email", key).String(), IdempotencyKey: key, To: to, UserID: x.state.UserID,
+		Template: e.Template, Subject: e.Subject, Category: "journey",
+		JourneyID: x.state.JourneyID, JourneyName: x.j.Name(), JourneyStateID: x.state.ID.String(), RequestedAt: x.now,
+	}
+	if len(e.Props) > 0 {
+		props, err := json.Marshal(e.Props)
+		if err != nil {
+			return fmt.Errorf("sendEmail: props: %w", err)
+		}
+		cmd.Props = props
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		x.abort(fmt.Errorf("encode email command: %w", err))
+	}
+	x.w.out = append(x.w.out, bus.OutMsg{Subject: streams.EmailSendSubject, MsgID: key, Data: data})
+	x.record(n, kindEmail, e.Template, stepResult{ID: cmd.ID})
+	x.svc.metrics.emails.WithLabelValues(x.state.JourneyID).Inc()
+	return nil
+}
+
+// Trigger implements journey.Runtime.
+func (x *execution) Trigger(e journey.Event) error {
+	ev := &streams.Event{V: streams.EnvelopeVersion, Type: streams.TypeTrack, Name: e.Name, Source: "journey"}
+	if ev.Engine() {
+		return fmt.Errorf("trigger: event names starting with bucket: or journey: are reserved")
+	}
+	rec, n := x.replay(kindTrigger)
+	if rec != nil {
+		return nil
+	}
+	ev.ID = derivedID("trigger", x.effectKey(n)).String()
+	ev.ReceivedAt = x.now
+	switch {
+	case e.UserID != "":
+		ev.UserID, ev.Email = e.UserID, e.Email
+	case x.state.ContactID != nil:
+		// The current contact, addressed by id: its key may be an
+		// anonymous id or the contact id itself.
+		ev.ContactID = x.state.ContactID.String()
+	default:
+		ev.UserID = x.state.UserID
+	}
+	if ev.Email == "" && ev.ContactID == "" {
+		ev.Email = x.state.UserEmail
+	}
+	if len(e.Properties) > 0 {
+		props, err := json.Marshal(e.Properties)
+		if err != nil {
+			return fmt.Errorf("trigger: properties: %w", err)
+		}
+		ev.EventProperties = props
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		x.abort(fmt.Errorf("encode triggered event: %w", err))
+	}
+	x.w.out = append(x.w.out, bus.OutMsg{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: data})
+	x.record(n, kindTrigger, e.Name, stepResult{ID: ev.ID})
+	return nil
+}
+
+// Identify implements journey.Runtime.
+func (x *execution) Identify(props map[string]any) {
+	if rec, n := x.replay(kindIdentify); rec == nil {
+		x.record(n, kindIdentify, "", stepResult{})
+		if a := x.svc.analytics; a != nil {
+			key := x.state.UserID
+			x.w.after = append(x.w.after, func() { a.Identify(key, props) })
+		}
+	}
+}
+
+// Capture implements journey.Runtime.
+func (x *execution) Capture(event string, props map[string]any) {
+	if rec, n := x.replay(kindCapture); rec == nil {
+		x.record(n, kindCapture, event, stepResult{})
+		if a := x.svc.analytics; a != nil {
+			key := x.state.UserID
+			x.w.after = append(x.w.after, func() { a.Capture(key, event, props) })
+		}
+	}
+}
+
+// IsSubscribed implements journey.Runtime (spec 10 §5.4 guard.isSubscribed).
+func (x *execution) IsSubscribed() bool {
+	rec, n := x.replay(kindSubscribed)
+	if rec != nil {
+		r := x.result(rec)
+		return r.Bool != nil && *r.Bool
+	}
+	rows, err := x.q.JourneyUnsubscribedKeys(x.ctx, []string{x.state.UserID})
+	if err != nil {
+		x.abort(fmt.Errorf("read preferences: %w", err))
+	}
+	sub := len(rows) == 0 || !rows[0].UnsubscribedAll
+	x.record(n, kindSubscribed, "", stepResult{Bool: &sub})
+	return sub
+}
+
+// HasEvent implements journey.Runtime.
+func (x *execution) HasEvent(event string, within time.Duration) journey.EventHistory {
+	rec, n := x.replay(kindHasEvent)
+	if rec != nil {
+		c := derefInt(x.result(rec).Count)
+		return journey.EventHistory{Found: c > 0, Count: c}
+	}
+	since := time.Time{}
+	if within > 0 {
+		since = x.now.Add(-within)
+	}
+	c, err := x.q.JourneyEventCount(x.ctx, dbsqlc.JourneyEventCountParams{UserID: x.state.UserID, Event: event, Since: since, Until: x.now})
+	if err != nil {
+		x.abort(fmt.Errorf("count events: %w", err))
+	}
+	count := int(c)
+	x.record(n, kindHasEvent, event, stepResult{Count: &count})
+	return journey.EventHistory{Found: count > 0, Count: count}
+}
+
+// JourneyHistory implements journey.Runtime.
+func (x *execution) JourneyHistory(journeyID string) journey.JourneyHistory {
+	rec, n := x.replay(kindJourneyHis)
+	if rec != nil {
+		r := x.result(rec)
+		return journey.JourneyHistory{Completed: r.Last != nil, LastCompletedAt: r.Last, EntryCount: derefInt(r.Count)}
+	}
+	row, err := x.q.JourneyHistoryOf(x.ctx, dbsqlc.JourneyHistoryOfParams{UserID: x.state.UserID, JourneyID: journeyID})
+	if err != nil {
+		x.abort(fmt.Errorf("read journey history: %w", err))
+	}
+	count := int(row.EntryCount)
+	var last *time.Time
+	if !row.LastCompletedAt.IsZero() {
+		t := row.LastCompletedAt
+		last = &t
+	}
+	x.record(n, kindJourneyHis, journeyID, stepResult{Count: &count, Last: last})
+	return journey.JourneyHistory{Completed: last != nil, LastCompletedAt: last, EntryCount: count}
+}
+
+// EmailHistory implements journey.Runtime. Sends are recorded by the mailer
+// (email issue); until its email_sends table exists the answer is empty.
+func (x *execution) EmailHistory(template string) journey.EmailHistory {
+	rec, n := x.replay(kindEmailHis)
+	if rec != nil {
+		r := x.result(rec)
+		c := derefInt(r.Count)
+		return journey.EmailHistory{Sent: c > 0, LastSentAt: r.Last, Count: c}
+	}
+	zero := 0
+	x.record(n, kindEmailHis, template, stepResult{Count: &zero})
+	return journey.EmailHistory{}
+}
+
+// Zone implements journey.Runtime.
+func (x *execution) Zone() *time.Location { return x.zone }
+
+// SendWindow implements journey.Runtime.
+func (x *execution) SendWindow() *journey.Window { return x.j.Meta().SendWindow }
+
+// derivedID is the deterministic uuid of something derived from key.
+func derivedID(kind, key string) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(kind+"\x00"+key))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func derefInt(i *int) int {
+	if i == nil {
+		return 0
+	}
+	return *i
+}

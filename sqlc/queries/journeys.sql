@@ -1,0 +1,121 @@
+-- The journeys runtime's reads and writes. Only services/journeys writes
+-- journey_states, journey_steps, journey_logs and journey_outbox.
+
+-- name: JourneyLiveStatesLock :many
+-- Live active and waiting states of the keys, locked in id order so two
+-- writers never deadlock; a state a concurrent wake-up is changing is
+-- returned as that transaction committed it.
+SELECT * FROM journey_states
+WHERE user_id = ANY(@keys::text[]) AND status IN ('active', 'waiting') AND deleted_at IS NULL
+ORDER BY id
+FOR UPDATE;
+
+-- name: JourneyStateLock :one
+SELECT * FROM journey_states WHERE id = @id FOR UPDATE;
+
+-- name: JourneyPendingSteps :many
+-- Blocking steps not yet resolved, of the given states.
+SELECT * FROM journey_steps WHERE state_id = ANY(@state_ids::uuid[]) AND result IS NULL;
+
+-- name: JourneySteps :many
+SELECT * FROM journey_steps WHERE state_id = @state_id ORDER BY step;
+
+-- name: JourneyPriorStates :many
+-- Guard 4 of spec 10 §5.2: every row of each (key, journey) pair, any
+-- status, deleted ones included.
+SELECT s.user_id, s.journey_id, count(*)::int AS n, max(s.created_at)::timestamptz AS newest
+FROM journey_states s
+JOIN (SELECT unnest(@keys::text[]) AS user_id, unnest(@journey_ids::text[]) AS journey_id) p
+  ON s.user_id = p.user_id AND s.journey_id = p.journey_id
+GROUP BY s.user_id, s.journey_id;
+
+-- name: JourneyUnsubscribedKeys :many
+-- Guard 5: keys whose first preferences row unsubscribed from everything.
+SELECT DISTINCT ON (user_id) user_id, unsubscribed_all
+FROM email_preferences
+WHERE user_id = ANY(@keys::text[])
+ORDER BY user_id, created_at, id;
+
+-- name: JourneyConfigList :many
+SELECT journey_id, enabled, updated_at FROM journey_configs ORDER BY journey_id;
+
+-- name: JourneyStateInsert :one
+-- Enrols; nothing is inserted when the pair already has a live run
+-- (already_active) or this event already enrolled in this journey.
+INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
+VALUES (@id, @user_id, @user_email, @journey_id, @contact_id, 'start', 'active', @id::text, @context, @trigger_event_id, @timezone, @entry_count, @at, @at)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: JourneyStepsInsert :exec
+-- Empty strings, 0 and the zero time stand for NULL.
+INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
+SELECT unnest(@state_ids::uuid[]), unnest(@steps::int[]), unnest(@kinds::text[]), nullif(unnest(@labels::text[]), ''),
+       nullif(unnest(@results::text[]), '')::jsonb, nullif(unnest(@due_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), nullif(unnest(@wait_events::text[]), ''),
+       nullif(unnest(@wait_after_seqs::bigint[]), 0), nullif(unnest(@wait_after_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest(@created_ats::timestamptz[]),
+       nullif(unnest(@resolved_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz);
+
+-- name: JourneyStepResolve :execrows
+UPDATE journey_steps SET result = @result, resolved_at = @at
+WHERE state_id = @state_id AND step = @step AND result IS NULL;
+
+-- name: JourneyStateUpdate :execrows
+-- Moves a non-terminal state; terminal rows never change status again.
+UPDATE journey_states SET
+    status          = @status,
+    current_node_id = coalesce(sqlc.narg(current_node_id), current_node_id),
+    error_message   = coalesce(sqlc.narg(error_message), error_message),
+    completed_at    = CASE WHEN @status = 'completed' THEN @at::timestamptz ELSE completed_at END,
+    exited_at       = CASE WHEN @status = 'exited' THEN @at::timestamptz ELSE exited_at END,
+    updated_at      = @at
+WHERE id = @id AND status IN ('active', 'waiting');
+
+-- name: JourneyStateCheckpoint :exec
+-- spec 10 §5.4 checkpoint: unconditional, even on a terminal row.
+UPDATE journey_states SET current_node_id = @current_node_id, updated_at = @at WHERE id = @id;
+
+-- name: JourneyLogsInsert :exec
+INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
+SELECT unnest(@ids::uuid[]), unnest(@state_ids::uuid[]), nullif(unnest(@from_nodes::text[]), ''), nullif(unnest(@to_nodes::text[]), ''),
+       unnest(@actions::text[]), nullif(unnest(@details::text[]), '')::jsonb, unnest(@ats::timestamptz[]), unnest(@ats::timestamptz[]);
+
+-- name: JourneyStatesRekey :many
+-- History folding (spec 10 §2.3.3) of live rows from one key to another.
+-- A moved active/waiting row whose pair is taken on the target exits
+-- first (and its run is thereby cancelled: the wake guard sees it).
+UPDATE journey_states s SET
+    status     = CASE WHEN s.status IN ('active', 'waiting') AND EXISTS (
+                     SELECT 1 FROM journey_states t
+                     WHERE t.user_id = @to_key AND t.journey_id = s.journey_id AND t.status IN ('active', 'waiting'))
+                 THEN 'exited' ELSE s.status END,
+    exited_at  = CASE WHEN s.status IN ('active', 'waiting') AND EXISTS (
+                     SELECT 1 FROM journey_states t
+                     WHERE t.user_id = @to_key AND t.journey_id = s.journey_id AND t.status IN ('active', 'waiting'))
+                 THEN @at::timestamptz ELSE s.exited_at END,
+    user_id    = @to_key,
+    contact_id = coalesce(sqlc.narg(to_contact_id), s.contact_id),
+    user_email = CASE WHEN @to_email::text <> '' THEN @to_email::text ELSE s.user_email END,
+    updated_at = @at
+WHERE s.user_id = @from_key AND s.deleted_at IS NULL
+RETURNING s.id, s.status;
+
+-- name: JourneyOutboxInsert :one
+INSERT INTO journey_outbox (state_id, msgs) VALUES (@state_id, @msgs) RETURNING id;
+
+-- name: JourneyOutboxForState :many
+SELECT id, msgs FROM journey_outbox WHERE state_id = @state_id ORDER BY id;
+
+-- name: JourneyOutboxStale :many
+SELECT id, state_id, msgs FROM journey_outbox WHERE created_at < @before ORDER BY id LIMIT 100;
+
+-- name: JourneyOutboxDelete :exec
+DELETE FROM journey_outbox WHERE id = @id;
+
+-- name: JourneyHistoryOf :one
+-- ctx.JourneyHistory (spec 10 §5.4): all rows, deleted ones included.
+SELECT count(*)::int AS entry_count, coalesce(max(completed_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_completed_at
+FROM journey_states WHERE user_id = @user_id AND journey_id = @journey_id;
+
+-- name: JourneyEventCount :one
+SELECT count(*)::int FROM user_events
+WHERE user_id = @user_id AND event = @event AND occurred_at >= @since AND occurred_at <= @until;

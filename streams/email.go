@@ -1,0 +1,33 @@
+package streams
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EmailSendSubject carries send commands on EMAILS; the mailer consumes it.
+const EmailSendSubject = EmailsRoot + ".send"
+
+// EmailCommand asks the mailer to send one email. Every sender (journey
+// SendEmail, POST /v1/emails, campaigns, admin resend) publishes one with
+// Nats-Msg-Id = IdempotencyKey, and the mailer sends at most once per key
+// (email_sends.idempotency_key), so a re-published command is harmless.
+type EmailCommand struct {
+	V int `json:"v"`
+	// ID is the email_sends id the send will get: derived from the key, so
+	// a re-run of the sender names the same row.
+	ID             string `json:"id"`
+	IdempotencyKey string `json:"idempotencyKey"`
+	To             string `json:"to"`
+	// UserID is the contact key, "" for an address without a contact.
+	UserID   string          `json:"userId,omitempty"`
+	Template string          `json:"template"`
+	Subject  string          `json:"subject,omitempty"`
+	Props    json.RawMessage `json:"props,omitempty"`
+	// Category is journey, transactional or campaign (email spec §1.4).
+	Category       string    `json:"category"`
+	JourneyID      string    `json:"journeyId,omitempty"`
+	JourneyName    string    `json:"journeyName,omitempty"`
+	JourneyStateID string    `json:"journeyStateId,omitempty"`
+	RequestedAt    time.Time `json:"requestedAt"`
+}
