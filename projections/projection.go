@@ -274,6 +274,12 @@ func (r *Runner) apply(ctx context.Context, group []*request, states []*partStat
 			return applied{}, classify(err)
 		}
 	}
+	// derived starts as the leftovers and gains this batch's messages;
+	// leftover counts are taken first, for the log below.
+	leftover := make(map[int]int, len(pending))
+	for p, msgs := range pending {
+		leftover[p] = len(msgs)
+	}
 	derived := pending
 	if len(out.OutboxFrom) != len(out.Outbox) {
 		return applied{}, fmt.Errorf("projector %s: %d outbox messages but %d origins", r.name, len(out.Outbox), len(out.OutboxFrom))
@@ -319,7 +325,7 @@ func (r *Runner) apply(ctx context.Context, group []*request, states []*partStat
 	for i, req := range group {
 		st := states[i]
 		st.known, st.committed, st.unpublished = true, last[req.partition], len(derived[req.partition]) > 0
-		if n := len(pending[req.partition]); n > 0 {
+		if n := leftover[req.partition]; n > 0 {
 			r.log.Info("republishing outbox left by an interrupted batch", "consumer", r.name, "partition", req.partition, "messages", n)
 		}
 	}

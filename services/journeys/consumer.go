@@ -73,6 +73,10 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (project
 			return projections.Output{}, err
 		}
 	}
+	// Exits and resumes that ran no journey left their logs here.
+	if err := b.w.flush(ctx, q); err != nil {
+		return projections.Output{}, err
+	}
 	if after := b.w.after; len(after) > 0 {
 		b.out.AfterPublish = func(context.Context) {
 			for _, f := range after {

@@ -318,9 +318,18 @@ func (x *execution) Now() time.Time {
 	return now
 }
 
-// Sleep implements journey.Runtime: Sleep and SleepUntil both arrive here
-// with a fixed deadline.
-func (x *execution) Sleep(until time.Time, label string) journey.Slept {
+// Sleep implements journey.Runtime. The deadline is computed once, when
+// the sleep begins, from the execution's clock.
+func (x *execution) Sleep(d time.Duration, label string) journey.Slept {
+	return x.sleep(func() time.Time { return x.now.Add(d) }, label)
+}
+
+// SleepUntil implements journey.Runtime.
+func (x *execution) SleepUntil(at time.Time, label string) journey.Slept {
+	return x.sleep(func() time.Time { return at }, label)
+}
+
+func (x *execution) sleep(deadline func() time.Time, label string) journey.Slept {
 	rec, n := x.replay(kindSleep)
 	if rec != nil {
 		if rec.Result == nil {
@@ -330,6 +339,7 @@ func (x *execution) Sleep(until time.Time, label string) journey.Slept {
 		return journey.Slept{SleptAt: derefTime(r.SleptAt), ResumedAt: derefTime(r.ResumedAt)}
 	}
 	now := x.now
+	until := deadline()
 	if !until.After(now) {
 		// A deadline in the past sleeps 0 ms (spec 10 §5.4).
 		x.record(n, kindSleep, label, stepResult{SleptAt: &now, ResumedAt: &now})

@@ -358,7 +358,7 @@ func (q *Queries) JourneyStateCheckpoint(ctx context.Context, arg JourneyStateCh
 
 const journeyStateInsert = `-- name: JourneyStateInsert :one
 INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 'start', 'active', $1::text, $6, $7, $8, $9, $10, $10)
+VALUES ($1::uuid, $2, $3, $4, $5, 'start', 'active', ($1::uuid)::text, $6, $7, $8, $9, $10, $10)
 ON CONFLICT DO NOTHING
 RETURNING id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at
 `

@@ -43,7 +43,7 @@ SELECT journey_id, enabled, updated_at FROM journey_configs ORDER BY journey_id;
 -- Enrols; nothing is inserted when the pair already has a live run
 -- (already_active) or this event already enrolled in this journey.
 INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
-VALUES (@id, @user_id, @user_email, @journey_id, @contact_id, 'start', 'active', @id::text, @context, @trigger_event_id, @timezone, @entry_count, @at, @at)
+VALUES (@id::uuid, @user_id, @user_email, @journey_id, @contact_id, 'start', 'active', (@id::uuid)::text, @context, @trigger_event_id, @timezone, @entry_count, @at, @at)
 ON CONFLICT DO NOTHING
 RETURNING *;
 

@@ -102,7 +102,8 @@ type Event struct {
 // code may, with a fake).
 type Runtime interface {
 	Now() time.Time
-	Sleep(until time.Time, label string) Slept
+	Sleep(d time.Duration, label string) Slept
+	SleepUntil(at time.Time, label string) Slept
 	WaitForEvent(event string, timeout time.Duration, label string) Waited
 	Checkpoint(label string)
 	SendEmail(e Email) error
@@ -137,15 +138,14 @@ func (c *Ctx) Now() time.Time { return c.rt.Now() }
 // meanwhile, current_node_id = label (default "wait:<d>"); an exit or a
 // cancel during the sleep ends the run without returning here.
 func (c *Ctx) Sleep(d time.Duration, label ...string) Slept {
-	now := c.rt.Now()
-	return c.rt.Sleep(now.Add(max(d, 0)), labelOr(label, "wait:"+d.String()))
+	return c.rt.Sleep(max(d, 0), labelOr(label, "wait:"+d.String()))
 }
 
 // SleepUntil suspends the run until at; a past instant resumes at once.
 // The deadline is fixed when the sleep begins. Default label
 // "wait-until:<RFC 3339 UTC>".
 func (c *Ctx) SleepUntil(at time.Time, label ...string) Slept {
-	return c.rt.Sleep(at, labelOr(label, "wait-until:"+at.UTC().Format(time.RFC3339)))
+	return c.rt.SleepUntil(at, labelOr(label, "wait-until:"+at.UTC().Format(time.RFC3339)))
 }
 
 // WaitForEvent suspends the run until this contact's event named event is

@@ -1,0 +1,268 @@
+package journeys_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/services/journeys"
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+)
+
+// A three-step journey: email, sleep, email. The run resumes from a TIMERS
+// schedule, replays the first email without sending it again, sends the
+// second and completes; every transition is logged.
+func TestSleepResumesAndCompletes(t *testing.T) {
+	t.Parallel()
+	var runs counter
+	j := journey.MustDefine(journey.Meta{ID: "welcome", Name: "Welcome", Trigger: journey.OnEvent("signup"), EntryLimit: journey.Once},
+		func(ctx *journey.Ctx, u journey.User) error {
+			runs.inc()
+			if err := ctx.SendEmail(journey.Email{Template: "welcome", Props: map[string]any{"plan": u.Properties["plan"]}}); err != nil {
+				return err
+			}
+			s := ctx.Sleep(time.Second)
+			if s.ResumedAt.Sub(s.SleptAt) < time.Second {
+				return errors.New("woke early")
+			}
+			return ctx.SendEmail(journey.Email{Template: "nudge"})
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "ada@example.com", "signup", map[string]any{"plan": "pro", "nested": map[string]any{"x": 1}})
+	st := e.waitStatus("u1", "welcome", journeys.StatusWaiting, 5*time.Second)
+	if st.CurrentNodeID != "wait:1s" {
+		t.Errorf("current node %q, want wait:1s", st.CurrentNodeID)
+	}
+	if got := e.waitEmails(1, 5*time.Second); got[0].Cmd.Template != "welcome" || got[0].Cmd.To != "ada@example.com" || got[0].Cmd.Category != "journey" {
+		t.Errorf("first command %+v", got[0])
+	}
+	e.waitStatus("u1", "welcome", journeys.StatusCompleted, 5*time.Second)
+	cmds := e.waitEmails(2, 5*time.Second)
+	if len(cmds) != 2 {
+		t.Fatalf("EMAILS holds %d commands, want 2", len(cmds))
+	}
+	want := []string{"journey:" + st.ID.String() + ":0", "journey:" + st.ID.String() + ":2"} // step 1 is the sleep
+	for i, c := range cmds {
+		if c.MsgID != want[i] || c.Cmd.IdempotencyKey != want[i] || c.Cmd.JourneyStateID != st.ID.String() {
+			t.Errorf("command %d: msg id %q key %q state %q, want %q", i, c.MsgID, c.Cmd.IdempotencyKey, c.Cmd.JourneyStateID, want[i])
+		}
+	}
+	if string(cmds[0].Cmd.Props) != `{"plan":"pro"}` {
+		t.Errorf("props %s: the context holds the scalar trigger properties only", cmds[0].Cmd.Props)
+	}
+	if runs.get() != 2 {
+		t.Errorf("journey function ran %d times, want 2 (start, wake)", runs.get())
+	}
+	if got := strings.Join(e.logs(st.ID), ","); got != "enrolled,waiting,resumed,completed" {
+		t.Errorf("logs %s", got)
+	}
+}
+
+// Spec 10 scenario 28: each of these is skipped and writes no state.
+func TestEntryGuards(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "trial", Name: "Trial", EntryLimit: journey.Once,
+		Trigger: journey.OnEvent("trial_started", condition.Prop("plan").Neq("free"))},
+		func(ctx *journey.Ctx, u journey.User) error { return nil })
+	off := journey.MustDefine(journey.Meta{ID: "paused", Name: "Paused", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("trial_started")},
+		func(ctx *journey.Ctx, u journey.User) error { return nil })
+	e := startEngine(t, []*journey.Journey{j, off}, engineOptions{})
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO journey_configs (id, journey_id, enabled) VALUES (gen_random_uuid(), 'paused', false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO email_preferences (id, user_id, email, unsubscribed_all) VALUES (gen_random_uuid(), 'gone', 'gone@example.com', true)`); err != nil {
+		t.Fatal(err)
+	}
+	e.send("u1", "", "trial_started", map[string]any{"plan": "pro"})
+	e.waitStatus("u1", "trial", journeys.StatusCompleted, 5*time.Second)
+	e.send("u1", "", "trial_started", map[string]any{"plan": "pro"})  // already_entered_once
+	e.send("u2", "", "trial_started", map[string]any{"plan": "free"}) // trigger_conditions_not_met
+	e.send("gone", "", "trial_started", nil)                          // user_unsubscribed
+	e.send("u3", "", "trial_started", nil)                            // enrols (absent plan is not "free")
+	e.waitStatus("u3", "trial", journeys.StatusCompleted, 5*time.Second)
+	if n := len(e.states("u1", "trial")); n != 1 {
+		t.Errorf("u1 has %d states, want 1", n)
+	}
+	for _, u := range []string{"u2", "gone"} {
+		if n := len(e.states(u, "trial")); n != 0 {
+			t.Errorf("%s has %d states, want 0", u, n)
+		}
+	}
+	for _, u := range []string{"u1", "u3"} {
+		if n := len(e.states(u, "paused")); n != 0 {
+			t.Errorf("%s enrolled in a journey disabled by admin", u)
+		}
+	}
+}
+
+// An unlimited journey admits a contact again once its run ended, but not
+// while one is live; terminal rows accumulate (spec 10 §1.4 flaw fixed).
+func TestUnlimitedOneLiveRunAtATime(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "ping", Name: "Ping", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("ping")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(500 * time.Millisecond)
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "", "ping", nil)
+	e.waitStatus("u1", "ping", journeys.StatusWaiting, 5*time.Second)
+	e.send("u1", "", "ping", nil) // already_active
+	e.waitStatus("u1", "ping", journeys.StatusCompleted, 5*time.Second)
+	e.send("u1", "", "ping", nil)
+	e.waitStatus("u1", "ping", journeys.StatusWaiting, 5*time.Second)
+	e.waitStatus("u1", "ping", journeys.StatusCompleted, 5*time.Second)
+	st := e.states("u1", "ping")
+	if len(st) != 2 || st[0].Status != "completed" || st[1].Status != "completed" || st[1].EntryCount != 2 {
+		t.Errorf("states %+v, want two completed rows, the second with entry_count 2", st)
+	}
+}
+
+// Spec 10 scenario 29: an exitOn event during a sleep ends the state and no
+// post-sleep code runs when the timer fires.
+func TestExitDuringSleep(t *testing.T) {
+	t.Parallel()
+	var after counter
+	j := journey.MustDefine(journey.Meta{ID: "trial", Name: "Trial", EntryLimit: journey.Once, Trigger: journey.OnEvent("trial_started"),
+		ExitOn: []journey.Exit{{Event: "purchased", Where: []condition.Node{condition.Prop("amount").Gt(0)}}}},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(time.Second)
+			after.inc()
+			return ctx.SendEmail(journey.Email{Template: "trial-ending"})
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "a@example.com", "trial_started", nil)
+	e.waitStatus("u1", "trial", journeys.StatusWaiting, 5*time.Second)
+	e.send("u1", "", "purchased", map[string]any{"amount": 0}) // where fails: no exit
+	e.send("u1", "", "purchased", map[string]any{"amount": 10})
+	st := e.waitStatus("u1", "trial", journeys.StatusExited, 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // the timer fires meanwhile
+	if after.get() != 0 || len(e.emails()) != 0 {
+		t.Errorf("post-sleep code ran %d times, %d emails", after.get(), len(e.emails()))
+	}
+	if got := e.states("u1", "trial"); got[0].Status != journeys.StatusExited {
+		t.Errorf("status %s after the timer, want exited", got[0].Status)
+	}
+	if got := strings.Join(e.logs(st.ID), ","); got != "enrolled,waiting,exited" {
+		t.Errorf("logs %s", got)
+	}
+}
+
+// Spec 10 scenario 30: waitForEvent counts only this contact's events
+// published after the wait began; the time-out returns TimedOut; a
+// timeout above 720 h fails before any state change.
+func TestWaitForEvent(t *testing.T) {
+	t.Parallel()
+	results := make(chan journey.Waited, 8)
+	j := journey.MustDefine(journey.Meta{ID: "activate", Name: "Activate", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("signup")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			timeout, err := time.ParseDuration(u.Properties["timeout"].(string))
+			if err != nil {
+				return err
+			}
+			w, err := ctx.WaitForEvent("activated", timeout)
+			if err != nil {
+				return err
+			}
+			results <- w
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+
+	// An event before the wait does not count; another user's does not
+	// wake; this user's later one does.
+	e.send("u1", "", "activated", nil)
+	e.send("u1", "", "signup", map[string]any{"timeout": "24h"})
+	e.waitStatus("u1", "activate", journeys.StatusWaiting, 5*time.Second)
+	e.send("u2", "", "activated", nil)
+	time.Sleep(300 * time.Millisecond)
+	if st := e.states("u1", "activate"); st[0].Status != journeys.StatusWaiting || st[0].CurrentNodeID != "wait-event:activated" {
+		t.Fatalf("state %+v: woke on an earlier event or another user's", st[0])
+	}
+	id := e.send("u1", "", "activated", nil)
+	e.waitStatus("u1", "activate", journeys.StatusCompleted, 5*time.Second)
+	if w := <-results; w.TimedOut || w.EventID != id {
+		t.Errorf("waited %+v, want the event %s", w, id)
+	}
+
+	// The time-out path.
+	e.send("u3", "", "signup", map[string]any{"timeout": "700ms"})
+	e.waitStatus("u3", "activate", journeys.StatusCompleted, 5*time.Second)
+	if w := <-results; !w.TimedOut {
+		t.Errorf("waited %+v, want a time-out", w)
+	}
+
+	// 721 h is refused before any state change: the state never waited.
+	e.send("u4", "", "signup", map[string]any{"timeout": "721h"})
+	st := e.waitStatus("u4", "activate", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "720h") {
+		t.Errorf("error message %v", st.ErrorMessage)
+	}
+	if got := strings.Join(e.logs(st.ID), ","); got != "enrolled,failed" {
+		t.Errorf("logs %s: the state changed before the range check", got)
+	}
+}
+
+// Spec 10 scenario 31: a throwing run fails with its message, once; a
+// panic is a failure too; journey:failed is published for the contact.
+func TestFailedRun(t *testing.T) {
+	t.Parallel()
+	var runs counter
+	j := journey.MustDefine(journey.Meta{ID: "boom", Name: "Boom", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("boom")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			runs.inc()
+			if u.Properties["panic"] == true {
+				panic("kaboom")
+			}
+			return errors.New("template missing")
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "", "boom", nil)
+	st := e.waitStatus("u1", "boom", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || *st.ErrorMessage != "template missing" {
+		t.Errorf("error message %v", st.ErrorMessage)
+	}
+	e.send("u2", "", "boom", map[string]any{"panic": true})
+	st = e.waitStatus("u2", "boom", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || *st.ErrorMessage != "panic: kaboom" {
+		t.Errorf("error message %v", st.ErrorMessage)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if runs.get() != 2 {
+		t.Errorf("ran %d times, want 2: failures are not retried", runs.get())
+	}
+	if n := e.lifecycleEvents("journey:failed"); n != 2 {
+		t.Errorf("%d journey:failed events, want 2", n)
+	}
+}
+
+// A journey whose calls differ from its recorded log on replay fails with
+// a clear error instead of doing something else.
+func TestNonDeterministicRunFails(t *testing.T) {
+	t.Parallel()
+	var runs counter
+	j := journey.MustDefine(journey.Meta{ID: "flaky", Name: "Flaky", EntryLimit: journey.Once, Trigger: journey.OnEvent("go")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			runs.inc()
+			if runs.get() == 1 {
+				ctx.Checkpoint("first")
+			} else {
+				_ = ctx.SendEmail(journey.Email{Template: "welcome", To: "x@example.com"})
+			}
+			ctx.Sleep(300 * time.Millisecond)
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "", "go", nil)
+	st := e.waitStatus("u1", "flaky", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "non-deterministic journey: step 0 was checkpoint") {
+		t.Errorf("error message %v", st.ErrorMessage)
+	}
+	if n := len(e.emails()); n != 0 {
+		t.Errorf("%d emails sent by the diverging replay", n)
+	}
+}
