@@ -34,9 +34,6 @@ type engine struct {
 	js   jetstream.JetStream
 	pub  *bus.Publisher
 	svc  *journeys.Service
-	// timerPub is what the wake-up worker publishes through; tests wrap it
-	// to inject faults.
-	timerPub journeys.Publisher
 
 	stop func()
 }
@@ -44,8 +41,9 @@ type engine struct {
 type engineOptions struct {
 	pool *pgxpool.Pool
 	dir  string // NATS store; "" for a temporary one
-	// wrapTimerPub wraps the wake-up worker's publisher.
-	wrapTimerPub func(journeys.Publisher) journeys.Publisher
+	// wrapPub wraps the publisher of the journeys consumer and the
+	// wake-up worker (fault injection).
+	wrapPub func(journeys.Publisher) journeys.Publisher
 	// afterTimer runs after the wake-up handler returned nil and may
 	// replace the outcome (a crash between publish and ack).
 	afterTimer func(m bus.Msg) error
@@ -76,11 +74,11 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 	if err != nil {
 		t.Fatal(err)
 	}
-	var timerPub journeys.Publisher = pub
-	if o.wrapTimerPub != nil {
-		timerPub = o.wrapTimerPub(pub)
+	var jpub journeys.Publisher = pub
+	if o.wrapPub != nil {
+		jpub = o.wrapPub(pub)
 	}
-	svc, err := journeys.New(pool, timerPub, reg, journeys.Options{})
+	svc, err := journeys.New(pool, jpub, reg, journeys.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +93,14 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 			}
 		}()
 	}
-	partitioned := func(stream, root, name string, proj projections.Projector) {
+	partitioned := func(stream, root, name string, proj projections.Projector, pub projections.Publisher) {
 		runner := projections.NewRunner(name, pool, pub, proj, nil)
 		goRun(func() error {
 			return bus.RunPartitioned(ctx, bus.PartitionedConfig{JetStream: js, Stream: stream, Root: root, Name: name, PinnedTTL: time.Second}, runner)
 		})
 	}
-	partitioned(streams.StreamEvents, streams.EventsRoot, contacts.Name, contacts.New(contacts.Options{}))
-	partitioned(streams.StreamActivity, streams.ActivityRoot, journeys.Name, svc)
+	partitioned(streams.StreamEvents, streams.EventsRoot, contacts.Name, contacts.New(contacts.Options{}), pub)
+	partitioned(streams.StreamActivity, streams.ActivityRoot, journeys.Name, svc, jpub)
 	handle := svc.HandleTimer
 	if o.afterTimer != nil {
 		handle = func(ctx context.Context, m bus.Msg) error {
@@ -119,7 +117,7 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 		}, handle)
 	})
 	var once sync.Once
-	e := &engine{t: t, pool: pool, srv: srv, js: js, pub: pub, svc: svc, timerPub: timerPub}
+	e := &engine{t: t, pool: pool, srv: srv, js: js, pub: pub, svc: svc}
 	e.stop = func() {
 		once.Do(func() {
 			cancel()
