@@ -12,7 +12,6 @@ import (
 
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
-	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
 // absenceEvents are the events of the criteria's windowed not_exists legs:
@@ -137,11 +136,11 @@ func (r *Reconciler) joinOne(ctx context.Context, b *Bucket, key, contactID, ema
 		return false, fmt.Errorf("join bucket %s: %w", b.ID(), err)
 	}
 	if ShouldEmitJoin(b, gate, now) {
-		msg, err := transitionMsg(b, key, contactID, email, "entered", int(row.EntryCount), SourceReconcile, "", now)
+		msgs, err := r.reg.transitionMsgs(b, key, contactID, email, "entered", int(row.EntryCount), SourceReconcile, "", now)
 		if err != nil {
 			return false, err
 		}
-		if err := r.pub.PublishAsyncBatch(ctx, []bus.OutMsg{msg}); err != nil {
+		if err := r.pub.PublishAsyncBatch(ctx, msgs); err != nil {
 			return false, fmt.Errorf("publish join: %w", err)
 		}
 	}

@@ -833,11 +833,11 @@ func (f *Backfiller) leaveChunk(ctx context.Context, b *Bucket, jobID uuid.UUID,
 		}
 		msgs := make([]bus.OutMsg, 0, len(flipped))
 		for _, r := range flipped {
-			msg, err := transitionMsg(b, r.UserID, r.ContactID.String(), deref(r.UserEmail), "left", int(r.EntryCount), SourceBackfill, "criteria", at)
+			m, err := f.reg.transitionMsgs(b, r.UserID, r.ContactID.String(), deref(r.UserEmail), "left", int(r.EntryCount), SourceBackfill, "criteria", at)
 			if err != nil {
 				return 0, err
 			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, m...)
 		}
 		if err := f.pub.PublishAsyncBatch(ctx, msgs); err != nil {
 			return 0, fmt.Errorf("publish leaves: %w", err)

@@ -121,7 +121,7 @@ func (h *ExpiryHandler) Handle(ctx context.Context, m bus.Msg) error {
 	if c.Email != nil {
 		email = *c.Email
 	}
-	return leaveAndPublish(ctx, h.pool, h.pub, func(q *dbsqlc.Queries) ([]leaving, error) {
+	return leaveAndPublish(ctx, h.pool, h.pub, h.reg, func(q *dbsqlc.Queries) ([]leaving, error) {
 		epoch, err := q.BucketMembershipExpire(ctx, dbsqlc.BucketMembershipExpireParams{ID: rowID, At: &now, ArmedExpiresAt: &e.ArmedExpiresAt})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil // re-armed, deferred or already left
@@ -146,7 +146,7 @@ type leaving struct {
 // transitions before committing: a crash before the commit leaves the rows
 // active (the next attempt publishes the same keys again, which the
 // stream and history drop); a crash after it has published already.
-func leaveAndPublish(ctx context.Context, pool *pgxpool.Pool, pub Publisher, flip func(q *dbsqlc.Queries) ([]leaving, error), source, reason string, at time.Time) error {
+func leaveAndPublish(ctx context.Context, pool *pgxpool.Pool, pub Publisher, reg *Registry, flip func(q *dbsqlc.Queries) ([]leaving, error), source, reason string, at time.Time) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin leave: %w", err)
@@ -159,11 +159,11 @@ func leaveAndPublish(ctx context.Context, pool *pgxpool.Pool, pub Publisher, fli
 	if len(rows) > 0 {
 		msgs := make([]bus.OutMsg, 0, len(rows))
 		for _, l := range rows {
-			msg, err := transitionMsg(l.bucket, l.key, l.contactID, l.email, "left", l.epoch, source, reason, at)
+			m, err := reg.transitionMsgs(l.bucket, l.key, l.contactID, l.email, "left", l.epoch, source, reason, at)
 			if err != nil {
 				return err
 			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, m...)
 		}
 		if err := pub.PublishAsyncBatch(ctx, msgs); err != nil {
 			return fmt.Errorf("publish leaves: %w", err)

@@ -409,13 +409,15 @@ func (st *batchState) reload(ctx context.Context, key, bucket string) error {
 // emit queues a transition event for EVENTS (spec 10 §4.5) in the
 // batch's outbox.
 func (p *Projector) emit(st *batchState, b *Bucket, a *streams.Activity, kind string, epoch int, reason string, at time.Time) {
-	msg, err := transitionMsg(b, a.Key, a.ContactID, emailOf(a), kind, epoch, SourceEvent, reason, at)
+	msgs, err := p.reg.transitionMsgs(b, a.Key, a.ContactID, emailOf(a), kind, epoch, SourceEvent, reason, at)
 	if err != nil {
 		p.log.Error("encode transition", "bucket", b.ID(), "key", a.Key, "err", err)
 		return
 	}
-	st.out.Outbox = append(st.out.Outbox, msg)
-	st.out.OutboxFrom = append(st.out.OutboxFrom, st.from)
+	for _, m := range msgs {
+		st.out.Outbox = append(st.out.Outbox, m)
+		st.out.OutboxFrom = append(st.out.OutboxFrom, st.from)
+	}
 }
 
 // emailOf is the contact's email, else the email the event carried (the

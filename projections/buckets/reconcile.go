@@ -200,7 +200,7 @@ func (r *Reconciler) leave(ctx context.Context, b *Bucket, rows []dbsqlc.BucketA
 		ids = append(ids, m.ID)
 	}
 	flippedN := 0
-	err := leaveAndPublish(ctx, r.pool, r.pub, func(q *dbsqlc.Queries) ([]leaving, error) {
+	err := leaveAndPublish(ctx, r.pool, r.pub, r.reg, func(q *dbsqlc.Queries) ([]leaving, error) {
 		flipped, err := q.BucketMembershipsLeaveMany(ctx, dbsqlc.BucketMembershipsLeaveManyParams{At: &now, Ids: ids, EnteredBefore: enteredBefore})
 		if err != nil {
 			return nil, fmt.Errorf("leave members: %w", err)
@@ -227,7 +227,7 @@ func (r *Reconciler) leave(ctx context.Context, b *Bucket, rows []dbsqlc.BucketA
 // idempotency key derive from (bucket, key, kind, epoch): every writer and
 // every replay produces the same event, and the stream and the history
 // keep one.
-func transitionMsg(b *Bucket, key, contactID, email, kind string, epoch int, source, reason string, at time.Time) (bus.OutMsg, error) {
+func (r *Registry) transitionMsgs(b *Bucket, key, contactID, email, kind string, epoch int, source, reason string, at time.Time) ([]bus.OutMsg, error) {
 	idem := TransitionKey(b.ID(), key, kind, epoch)
 	props := map[string]any{
 		"bucketId": b.ID(), "bucketName": b.Name(), "userId": key,
@@ -238,7 +238,7 @@ func transitionMsg(b *Bucket, key, contactID, email, kind string, epoch int, sou
 	}
 	rawProps, err := json.Marshal(props)
 	if err != nil {
-		return bus.OutMsg{}, fmt.Errorf("encode transition: %w", err)
+		return nil, fmt.Errorf("encode transition: %w", err)
 	}
 	name := EnteredEvent(b.ID())
 	if kind == "left" {
@@ -251,9 +251,23 @@ func transitionMsg(b *Bucket, key, contactID, email, kind string, epoch int, sou
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return bus.OutMsg{}, fmt.Errorf("encode transition: %w", err)
+		return nil, fmt.Errorf("encode transition: %w", err)
 	}
-	return bus.OutMsg{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: data}, nil
+	msgs := []bus.OutMsg{{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: data}}
+	// The generic copy (spec 10 §4.5.2) only when a journey triggers on
+	// its exact name.
+	if generic := "bucket:" + kind; r.genericTriggers[generic] {
+		g := *ev
+		g.Name = generic
+		g.IdempotencyKey = idem + ":generic"
+		g.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(g.IdempotencyKey)).String()
+		gdata, err := json.Marshal(&g)
+		if err != nil {
+			return nil, fmt.Errorf("encode transition: %w", err)
+		}
+		msgs = append(msgs, bus.OutMsg{Subject: streams.EventSubject(&g), MsgID: g.MsgID(), Data: gdata})
+	}
+	return msgs, nil
 }
 
 // RunSweeps sweeps every interval until ctx ends.

@@ -20,6 +20,21 @@ type Registry struct {
 	byEvent  map[string][]int
 	byProp   map[string][]int
 	wildcard []int
+
+	// genericTriggers holds "bucket:entered" and "bucket:left" when a
+	// journey triggers on that generic name; set before the consumers
+	// start, read-only afterwards.
+	genericTriggers map[string]bool
+}
+
+// TriggerGeneric makes transitions of kind ("entered" or "left") also
+// publish the generic copy (spec 10 §4.5.2), because some journey triggers
+// on "bucket:<kind>". Call it before any consumer uses the registry.
+func (r *Registry) TriggerGeneric(kind string) {
+	if r.genericTriggers == nil {
+		r.genericTriggers = map[string]bool{}
+	}
+	r.genericTriggers["bucket:"+kind] = true
 }
 
 // NewRegistry registers defs, in order, that pass enabledEnv, the value of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/seed-eeb360f6/hogsend/projections"
+	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
 	"github.com/seed-eeb360f6/hogsend/schema/schematest"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
@@ -44,6 +46,9 @@ type engineOptions struct {
 	// wrapPub wraps the publisher of the journeys consumer and the
 	// wake-up worker (fault injection).
 	wrapPub func(journeys.Publisher) journeys.Publisher
+	// buckets, when set, runs bucket evaluation on ACTIVITY too, so bucket
+	// transitions trigger journeys.
+	buckets []*buckets.Bucket
 	// afterTimer runs after the wake-up handler returned nil and may
 	// replace the outcome (a crash between publish and ack).
 	afterTimer func(m bus.Msg) error
@@ -83,7 +88,7 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	goRun := func(f func() error) {
 		wg.Add(1)
 		go func() {
@@ -101,6 +106,18 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 	}
 	partitioned(streams.StreamEvents, streams.EventsRoot, contacts.Name, contacts.New(contacts.Options{}), pub)
 	partitioned(streams.StreamActivity, streams.ActivityRoot, journeys.Name, svc, jpub)
+	if o.buckets != nil {
+		breg, err := buckets.NewRegistry("", o.buckets...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range reg.All() {
+			if k, ok := strings.CutPrefix(j.TriggerEvent(), "bucket:"); ok && !strings.Contains(k, ":") {
+				breg.TriggerGeneric(k)
+			}
+		}
+		partitioned(streams.StreamActivity, streams.ActivityRoot, buckets.Name, buckets.NewProjector(breg, nil), pub)
+	}
 	handle := svc.HandleTimer
 	if o.afterTimer != nil {
 		handle = func(ctx context.Context, m bus.Msg) error {
@@ -290,4 +307,16 @@ func (e *engine) lifecycleEvents(name string) int {
 		}
 	}
 	return n
+}
+
+// sendContact publishes a plan_changed event patching userID's properties
+// (track events are what buckets evaluate).
+func (e *engine) sendContact(userID string, props map[string]any) {
+	e.t.Helper()
+	ev := &streams.Event{V: streams.EnvelopeVersion, ID: uuid.Must(uuid.NewV7()).String(), Type: streams.TypeTrack,
+		Name: "plan_changed", UserID: userID, ReceivedAt: time.Now().UTC(), Source: "test"}
+	ev.ContactProperties, _ = json.Marshal(props)
+	if _, err := e.pub.PublishEvent(context.Background(), ev); err != nil {
+		e.t.Fatal(err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ type Main struct {
 	Buckets []*buckets.Bucket
 	// Journeys are the journey definitions; nil means the stock examples.
 	Journeys []*journey.Journey
+	// Reactions are bucket reactions (spec 10 §4.10), bound to their
+	// buckets at start.
+	Reactions []journey.Reaction
 
 	banner   string
 	unlock   func()
@@ -128,8 +132,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if jdefs == nil {
 		jdefs = exampleJourneys()
 	}
-	if m.journeys, err = journey.NewRegistry(m.Config.EnabledJourneys, jdefs...); err != nil {
+	reactions, err := bindReactions(m.Reactions, defs, m.registry)
+	if err != nil {
+		return err
+	}
+	if m.journeys, err = journey.NewRegistry(m.Config.EnabledJourneys, append(slices.Clone(jdefs), reactions...)...); err != nil {
 		return fmt.Errorf("register journeys: %w", err)
+	}
+	for _, j := range m.journeys.All() {
+		switch j.TriggerEvent() {
+		case "bucket:entered":
+			m.registry.TriggerGeneric("entered")
+		case "bucket:left":
+			m.registry.TriggerGeneric("left")
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -368,6 +384,29 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 		})
 	})
 	return nil
+}
+
+// bindReactions turns reactions into journeys. A reaction names a defined
+// bucket (else the start fails); one whose bucket ENABLED_BUCKETS filtered
+// out is not registered (spec 10 §5.1).
+func bindReactions(rs []journey.Reaction, defs []*buckets.Bucket, reg *buckets.Registry) ([]*journey.Journey, error) {
+	var out []*journey.Journey
+	for _, r := range rs {
+		i := slices.IndexFunc(defs, func(b *buckets.Bucket) bool { return b.ID() == r.BucketID })
+		if i < 0 {
+			return nil, fmt.Errorf("reaction %s: bucket %q is not defined", r.ID(), r.BucketID)
+		}
+		b, ok := reg.Get(r.BucketID)
+		if !ok {
+			continue
+		}
+		j, err := r.Bind(b.Name(), b.Enabled())
+		if err != nil {
+			return nil, fmt.Errorf("register reactions: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
 }
 
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the

@@ -57,6 +57,9 @@ type Options struct {
 	Buckets []*buckets.Bucket
 	// Journeys are the journey definitions; nil runs the stock examples.
 	Journeys []*journey.Journey
+	// Reactions are handlers of bucket transitions (journey.OnEnter,
+	// journey.OnLeave).
+	Reactions []journey.Reaction
 }
 
 // Execute runs the command line (os.Args) until it is done or SIGINT or
@@ -134,7 +137,7 @@ func runServer(ctx context.Context, name string, args []string, dev bool, stdout
 		return errors.New("NATS_URL: serve needs an external NATS server (use `hogsend dev` for the embedded one)")
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	m := &Main{Config: cfg, Log: log, Dev: dev, Stdout: stdout, Buckets: opts.Buckets, Journeys: opts.Journeys}
+	m := &Main{Config: cfg, Log: log, Dev: dev, Stdout: stdout, Buckets: opts.Buckets, Journeys: opts.Journeys, Reactions: opts.Reactions}
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
