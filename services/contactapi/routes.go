@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -448,31 +449,67 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, errcode.InvalidField("type", "must be event, journey or email"))
 		return
 	}
-	entries := []timelineEntry{}
+	// Each source fetches limit+offset rows; the merge is sliced after
+	// (spec 10 §2.8). Sends join with the email tables.
+	want := int32(limit + offset)
+	q := s.q()
+	key := contactKey(c)
+	var events, journeys []timelineEntry
 	var total int64
-	// Journeys and emails join the timeline with their own tables.
 	if typ == "" || typ == "event" {
-		q := s.q()
-		key := contactKey(c)
-		rows, err := q.UserEventListByKey(r.Context(), dbsqlc.UserEventListByKeyParams{UserID: key, Lim: int32(limit), Off: int32(offset)})
+		rows, err := q.UserEventListByKey(r.Context(), dbsqlc.UserEventListByKeyParams{UserID: key, Lim: want, Off: 0})
 		if err != nil {
 			httpapi.WriteError(w, r, err)
 			return
 		}
-		if total, err = q.UserEventCountByKey(r.Context(), key); err != nil {
+		n, err := q.UserEventCountByKey(r.Context(), key)
+		if err != nil {
 			httpapi.WriteError(w, r, err)
 			return
 		}
+		total += n
 		for _, e := range rows {
 			props := e.Properties
 			if len(props) == 0 {
 				props = json.RawMessage("{}")
 			}
-			entries = append(entries, timelineEntry{Type: "event", Timestamp: httpapi.NewTime(e.OccurredAt),
+			events = append(events, timelineEntry{Type: "event", Timestamp: httpapi.NewTime(e.OccurredAt),
 				Data: map[string]any{"id": e.ID, "event": e.Event, "properties": props}})
 		}
 	}
+	if typ == "" || typ == "journey" {
+		rows, err := q.TimelineJourneyStates(r.Context(), dbsqlc.TimelineJourneyStatesParams{UserID: key, Lim: want})
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		n, err := q.TimelineJourneyStateCount(r.Context(), key)
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		total += n
+		for _, st := range rows {
+			journeys = append(journeys, timelineEntry{Type: "journey", Timestamp: httpapi.NewTime(st.CreatedAt),
+				Data: map[string]any{"id": st.ID, "journeyId": st.JourneyID, "status": st.Status, "currentNodeId": st.CurrentNodeID,
+					"completedAt": httpapi.TimePtr(st.CompletedAt), "exitedAt": httpapi.TimePtr(st.ExitedAt)}})
+		}
+	}
+	entries := mergeNewestFirst(events, journeys)
+	entries = entries[min(offset, len(entries)):]
+	entries = entries[:min(limit, len(entries))]
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"timeline": entries, "total": total, "limit": limit, "offset": offset})
+}
+
+// mergeNewestFirst merges sources that are each newest first; on equal
+// timestamps an earlier source's entry comes first.
+func mergeNewestFirst(sources ...[]timelineEntry) []timelineEntry {
+	out := []timelineEntry{}
+	for _, src := range sources {
+		out = append(out, src...)
+	}
+	slices.SortStableFunc(out, func(a, b timelineEntry) int { return b.Timestamp.Time.Compare(a.Timestamp.Time) })
+	return out
 }
 
 func (s *Service) listEvents(w http.ResponseWriter, r *http.Request) {

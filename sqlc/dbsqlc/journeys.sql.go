@@ -98,8 +98,10 @@ ORDER BY id
 FOR UPDATE
 `
 
-// The journeys runtime's reads and writes. Only services/journeys writes
-// journey_states, journey_steps, journey_logs and journey_outbox.
+// The journeys runtime's reads and writes. Only the journeys service
+// writes journey_states, journey_steps, journey_logs and journey_outbox:
+// this runtime, and its admin API (services/journeyapi) for cancels and
+// the journey_configs switch.
 // Live active and waiting states of the keys, locked in id order so two
 // writers never deadlock; a state a concurrent wake-up is changing is
 // returned as that transaction committed it.

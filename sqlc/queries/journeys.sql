@@ -1,5 +1,7 @@
--- The journeys runtime's reads and writes. Only services/journeys writes
--- journey_states, journey_steps, journey_logs and journey_outbox.
+-- The journeys runtime's reads and writes. Only the journeys service
+-- writes journey_states, journey_steps, journey_logs and journey_outbox:
+-- this runtime, and its admin API (services/journeyapi) for cancels and
+-- the journey_configs switch.
 
 -- name: JourneyLiveStatesLock :many
 -- Live active and waiting states of the keys, locked in id order so two

@@ -32,6 +32,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/services/journeyapi"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/services/posthogsync"
@@ -444,6 +445,7 @@ func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest
 	keys.Routes(router, keys)
 	admin.NewDLQ(dl).Routes(router, keys)
 	bucketapi.New(m.pool, m.registry).Routes(router, keys)
+	journeyapi.New(m.pool, m.journeys, ing).Routes(router, keys)
 	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
 		Summary: "This OpenAPI document", Tags: []string{"meta"},
 	})

@@ -71,12 +71,22 @@ func startApp(t *testing.T, opts ...appOption) (*Main, *apiclient.Client) {
 
 func startMain(t *testing.T, cfg Config) (*Main, *apiclient.Client) {
 	t.Helper()
+	return startMainWith(t, cfg, nil)
+}
+
+// startMainWith is startMain with setup applied to the Main before it runs
+// (definitions of journeys, buckets, reactions).
+func startMainWith(t *testing.T, cfg Config, setup func(*Main)) (*Main, *apiclient.Client) {
+	t.Helper()
 	logs := &testLog{t: t}
 	m := &Main{
 		Config: cfg,
 		Dev:    true,
 		Log:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Stdout: io.Discard,
+	}
+	if setup != nil {
+		setup(m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
