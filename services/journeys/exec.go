@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
@@ -69,6 +70,7 @@ type stepResult struct {
 	Count     *int       `json:"count,omitempty"`
 	Last      *time.Time `json:"last,omitempty"`
 	ID        string     `json:"id,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // writes collects what the executions of one transaction derive: steps and
@@ -275,6 +277,10 @@ func (x *execution) replay(kind string) (rec *dbsqlc.JourneyStep, n int32) {
 	x.next++
 	if int(n) < len(x.steps) {
 		r := &x.steps[n]
+		if r.Step != n {
+			x.failure = fmt.Errorf("journey step log of state %s is not contiguous: position %d holds step %d", x.state.ID, n, r.Step)
+			runtime.Goexit()
+		}
 		if r.Kind != kind {
 			x.failure = &journey.NonDeterministicError{Step: int(n), Recorded: r.Kind, Called: kind}
 			runtime.Goexit()
@@ -433,16 +439,31 @@ func (x *execution) effectKey(n int32) string {
 // SendEmail implements journey.Runtime: the command is stored with the
 // step and published after commit under the step's key.
 func (x *execution) SendEmail(e journey.Email) error {
+	rec, n := x.replay(kindEmail)
+	if rec != nil {
+		if r := x.result(rec); r.Error != "" {
+			return errors.New(r.Error)
+		}
+		return nil
+	}
 	to := e.To
 	if to == "" {
 		to = x.state.UserEmail
 	}
-	if to == "" {
-		return errors.New("sendEmail: the contact has no email address and Email.To is empty")
+	if to == "" && x.state.ContactID != nil {
+		// The trigger carried no email: the contact's current one, read
+		// once, when the step is first run.
+		email, err := x.q.JourneyContactEmail(x.ctx, *x.state.ContactID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			x.abort(fmt.Errorf("read contact email: %w", err))
+		}
+		to = email
 	}
-	rec, n := x.replay(kindEmail)
-	if rec != nil {
-		return nil
+	if to == "" {
+		// Recorded, so step numbers stay aligned if journey code goes on.
+		const msg = "sendEmail: the contact has no email address and Email.To is empty"
+		x.record(n, kindEmail, e.Template, stepResult{Error: msg})
+		return errors.New(msg)
 	}
 	key := x.effectKey(n)
 	cmd := streams.EmailCommand{
@@ -453,7 +474,9 @@ func (x *execution) SendEmail(e journey.Email) error {
 	if len(e.Props) > 0 {
 		props, err := json.Marshal(e.Props)
 		if err != nil {
-			return fmt.Errorf("sendEmail: props: %w", err)
+			msg := fmt.Sprintf("sendEmail: props: %v", err)
+			x.record(n, kindEmail, e.Template, stepResult{Error: msg})
+			return errors.New(msg)
 		}
 		cmd.Props = props
 	}
@@ -475,6 +498,9 @@ func (x *execution) Trigger(e journey.Event) error {
 	}
 	rec, n := x.replay(kindTrigger)
 	if rec != nil {
+		if r := x.result(rec); r.Error != "" {
+			return errors.New(r.Error)
+		}
 		return nil
 	}
 	ev.ID = derivedID("trigger", x.effectKey(n)).String()
@@ -495,7 +521,9 @@ func (x *execution) Trigger(e journey.Event) error {
 	if len(e.Properties) > 0 {
 		props, err := json.Marshal(e.Properties)
 		if err != nil {
-			return fmt.Errorf("trigger: properties: %w", err)
+			msg := fmt.Sprintf("trigger: properties: %v", err)
+			x.record(n, kindTrigger, e.Name, stepResult{Error: msg})
+			return errors.New(msg)
 		}
 		ev.EventProperties = props
 	}

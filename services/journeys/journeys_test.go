@@ -266,3 +266,25 @@ func TestNonDeterministicRunFails(t *testing.T) {
 		t.Errorf("%d emails sent by the diverging replay", n)
 	}
 }
+
+// A trigger event without an email sends to the contact's current email;
+// with none at all, SendEmail fails the run with a clear message.
+func TestSendEmailRecipient(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "upsell", Name: "Upsell", EntryLimit: journey.Once, Trigger: journey.OnEvent("upgraded")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			return ctx.SendEmail(journey.Email{Template: "welcome"})
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "Ada@Example.com", "signup", nil)
+	e.send("u1", "", "upgraded", nil)
+	e.waitStatus("u1", "upsell", journeys.StatusCompleted, 5*time.Second)
+	if got := e.waitEmails(1, 5*time.Second); got[0].Cmd.To != "ada@example.com" {
+		t.Errorf("sent to %q, want the contact's email", got[0].Cmd.To)
+	}
+	e.send("u2", "", "upgraded", nil)
+	st := e.waitStatus("u2", "upsell", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "no email address") {
+		t.Errorf("error %v", st.ErrorMessage)
+	}
+}

@@ -43,6 +43,19 @@ func (q *Queries) JourneyConfigList(ctx context.Context) ([]JourneyConfigListRow
 	return items, nil
 }
 
+const journeyContactEmail = `-- name: JourneyContactEmail :one
+SELECT coalesce(email, '')::text FROM contacts WHERE id = $1 AND deleted_at IS NULL
+`
+
+// The current email of the contact a state is for (the default recipient
+// when the trigger event carried none).
+func (q *Queries) JourneyContactEmail(ctx context.Context, id uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, journeyContactEmail, id)
+	var column_1 string
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const journeyEventCount = `-- name: JourneyEventCount :one
 SELECT count(*)::int FROM user_events
 WHERE user_id = $1 AND event = $2 AND occurred_at >= $3 AND occurred_at <= $4

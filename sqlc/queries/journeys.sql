@@ -121,3 +121,8 @@ FROM journey_states WHERE user_id = @user_id AND journey_id = @journey_id;
 -- name: JourneyEventCount :one
 SELECT count(*)::int FROM user_events
 WHERE user_id = @user_id AND event = @event AND occurred_at >= @since AND occurred_at <= @until;
+
+-- name: JourneyContactEmail :one
+-- The current email of the contact a state is for (the default recipient
+-- when the trigger event carried none).
+SELECT coalesce(email, '')::text FROM contacts WHERE id = @id AND deleted_at IS NULL;
