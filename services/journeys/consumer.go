@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -331,24 +332,29 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 			return skip(journey.ReasonAlreadyActive)
 		}
 	}
-	contactProps, _ := decodeProps(a.Contact.Properties)
-	zone := b.s.resolveZone(j, contactProps)
 	ctxJSON, err := json.Marshal(scalar)
 	if err != nil {
 		return fmt.Errorf("encode journey context: %w", err)
 	}
 	cid, err := uuid.Parse(a.ContactID)
 	var contactID *uuid.UUID
+	column := ""
 	if err == nil {
 		contactID = &cid
+		// The snapshot on ACTIVITY does not carry the timezone column.
+		if column, err = b.q.JourneyContactTimezone(ctx, cid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read contact timezone: %w", err)
+		}
 	}
+	contactProps, _ := decodeProps(a.Contact.Properties)
+	zone := b.s.resolveZone(j, column, contactProps)
 	prior := b.prior[pk]
 	row, err := b.q.JourneyStateInsert(ctx, dbsqlc.JourneyStateInsertParams{
 		ID: derivedID("state", a.Event.ID+"\x00"+j.ID()), UserID: a.Key, UserEmail: a.Event.Email, JourneyID: j.ID(),
 		ContactID: contactID, Context: ctxJSON, TriggerEventID: a.Event.ID, Timezone: zone.String(),
 		EntryCount: int32(prior.Count + 1), At: now,
 	})
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		// A live run of the pair (deleted rows included) or this event's
 		// earlier enrolment won the unique index.
 		return skip(journey.ReasonAlreadyActive)

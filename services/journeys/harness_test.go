@@ -152,10 +152,19 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 // send publishes a track event for userID now and returns its id.
 func (e *engine) send(userID, email, name string, props map[string]any) string {
 	e.t.Helper()
+	return e.sendWith(userID, name, email, props, nil)
+}
+
+// sendWith is send with contact properties.
+func (e *engine) sendWith(userID, name, email string, props, contactProps map[string]any) string {
+	e.t.Helper()
 	ev := &streams.Event{V: streams.EnvelopeVersion, ID: uuid.Must(uuid.NewV7()).String(), Type: streams.TypeTrack,
 		Name: name, UserID: userID, Email: email, ReceivedAt: time.Now().UTC(), Source: "test"}
 	if props != nil {
 		ev.EventProperties, _ = json.Marshal(props)
+	}
+	if contactProps != nil {
+		ev.ContactProperties, _ = json.Marshal(contactProps)
 	}
 	if _, err := e.pub.PublishEvent(context.Background(), ev); err != nil {
 		e.t.Fatal(err)

@@ -288,3 +288,33 @@ func TestSendEmailRecipient(t *testing.T) {
 		t.Errorf("error %v", st.ErrorMessage)
 	}
 }
+
+// The zone is resolved at enrolment (contact property, else the journey's
+// default) and ctx.When resolves local times in it.
+func TestWhenUsesTheContactZone(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "morning", Name: "Morning", EntryLimit: journey.Once, Trigger: journey.OnEvent("signup"), Timezone: "Europe/Berlin"},
+		func(ctx *journey.Ctx, u journey.User) error {
+			at, err := ctx.When().Tomorrow().At("09:00").Time()
+			if err != nil {
+				return err
+			}
+			ctx.SleepUntil(at)
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.sendWith("ny", "signup", "", nil, map[string]any{"timezone": "America/New_York"})
+	e.sendWith("bad", "signup", "", nil, map[string]any{"timezone": "Mars/Olympus"})
+	for user, zone := range map[string]string{"ny": "America/New_York", "bad": "Europe/Berlin"} {
+		st := e.waitStatus(user, "morning", journeys.StatusWaiting, 5*time.Second)
+		var tz string
+		var due time.Time
+		if err := e.pool.QueryRow(context.Background(), `SELECT s.timezone, st.due_at FROM journey_states s JOIN journey_steps st ON st.state_id = s.id AND st.kind = 'sleep' WHERE s.id = $1`, st.ID).Scan(&tz, &due); err != nil {
+			t.Fatal(err)
+		}
+		loc, _ := time.LoadLocation(zone)
+		if local := due.In(loc); tz != zone || local.Hour() != 9 || local.Minute() != 0 || !due.After(time.Now()) {
+			t.Errorf("%s: zone %s, wakes at %s local, want %s 09:00 tomorrow", user, tz, local, zone)
+		}
+	}
+}

@@ -134,10 +134,18 @@ func (s *Service) zone(name string) *time.Location {
 }
 
 // resolveZone picks the zone of a new enrolment (spec 10 §5.6.1 without
-// PostHog): the contact's timezone property, the journey's zone, the
-// engine default. Invalid candidates are skipped with a warning.
-func (s *Service) resolveZone(j *journey.Journey, contactProps map[string]any) *time.Location {
-	if v, ok := contactProps["timezone"].(string); ok && v != "" {
+// PostHog): contacts.timezone, the contact's timezone property, the
+// journey's zone, the engine default. Invalid candidates are skipped with
+// a warning.
+func (s *Service) resolveZone(j *journey.Journey, column string, contactProps map[string]any) *time.Location {
+	candidates := []string{column}
+	if v, ok := contactProps["timezone"].(string); ok {
+		candidates = append(candidates, v)
+	}
+	for _, v := range candidates {
+		if v == "" {
+			continue
+		}
 		if l := s.zone(v); l != nil {
 			return l
 		}

@@ -56,6 +56,17 @@ func (q *Queries) JourneyContactEmail(ctx context.Context, id uuid.UUID) (string
 	return column_1, err
 }
 
+const journeyContactTimezone = `-- name: JourneyContactTimezone :one
+SELECT coalesce(timezone, '')::text FROM contacts WHERE id = $1
+`
+
+func (q *Queries) JourneyContactTimezone(ctx context.Context, id uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, journeyContactTimezone, id)
+	var column_1 string
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const journeyEventCount = `-- name: JourneyEventCount :one
 SELECT count(*)::int FROM user_events
 WHERE user_id = $1 AND event = $2 AND occurred_at >= $3 AND occurred_at <= $4

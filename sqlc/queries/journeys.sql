@@ -126,3 +126,6 @@ WHERE user_id = @user_id AND event = @event AND occurred_at >= @since AND occurr
 -- The current email of the contact a state is for (the default recipient
 -- when the trigger event carried none).
 SELECT coalesce(email, '')::text FROM contacts WHERE id = @id AND deleted_at IS NULL;
+
+-- name: JourneyContactTimezone :one
+SELECT coalesce(timezone, '')::text FROM contacts WHERE id = @id;
