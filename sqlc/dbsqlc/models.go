@@ -99,6 +99,18 @@ type DeadLetter struct {
 	UpdatedAt  time.Time
 }
 
+type DevOutbox struct {
+	ID        uuid.UUID
+	SendKey   string
+	FromEmail string
+	ToEmails  []string
+	Subject   string
+	Headers   json.RawMessage
+	Html      string
+	Text      string
+	CreatedAt time.Time
+}
+
 type EmailPreference struct {
 	ID              uuid.UUID
 	UserID          string
@@ -111,6 +123,35 @@ type EmailPreference struct {
 	LastBounceAt    *time.Time
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+type EmailSend struct {
+	ID             uuid.UUID
+	IdempotencyKey *string
+	JourneyStateID *uuid.UUID
+	UserID         *string
+	UserEmail      *string
+	TemplateKey    *string
+	FromEmail      string
+	ToEmail        string
+	Subject        string
+	Category       *string
+	Status         string
+	Reason         *string
+	ErrorMessage   *string
+	Provider       *string
+	ResendID       *string
+	ClickCount     int32
+	SentAt         *time.Time
+	DeliveredAt    *time.Time
+	OpenedAt       *time.Time
+	ClickedAt      *time.Time
+	BouncedAt      *time.Time
+	ComplainedAt   *time.Time
+	BounceType     *string
+	BounceReason   *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 type ImportJob struct {
@@ -188,6 +229,16 @@ type JourneyStep struct {
 	ResolvedAt   *time.Time
 }
 
+type LinkClick struct {
+	ID          uuid.UUID
+	LinkID      uuid.UUID
+	EmailSendID uuid.UUID
+	IpAddress   *string
+	UserAgent   *string
+	Automated   bool
+	CreatedAt   time.Time
+}
+
 type ProjectionCheckpoint struct {
 	Consumer  string
 	Partition int32
@@ -201,6 +252,13 @@ type ProjectionOutbox struct {
 	Seq       int64
 	Messages  int32
 	Payload   []byte
+}
+
+type TrackedLink struct {
+	ID          uuid.UUID
+	EmailSendID uuid.UUID
+	Url         string
+	CreatedAt   time.Time
 }
 
 type UserEvent struct {
