@@ -10,6 +10,8 @@ CREATE TABLE email_sends (
     journey_state_id uuid,
     user_id          text,
     user_email       text,
+    -- The contact the send is for, when known (engagement events name it).
+    contact_id       uuid,
     template_key     text,
     from_email       text        NOT NULL DEFAULT '',
     to_email         text        NOT NULL,

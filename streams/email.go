@@ -20,14 +20,20 @@ type EmailCommand struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 	To             string `json:"to"`
 	// UserID is the contact key, "" for an address without a contact.
-	UserID   string          `json:"userId,omitempty"`
-	Template string          `json:"template"`
-	Subject  string          `json:"subject,omitempty"`
-	Props    json.RawMessage `json:"props,omitempty"`
+	UserID string `json:"userId,omitempty"`
+	// ContactID names the contact, so engagement events (email.opened,
+	// email.link_clicked) are recorded for it whatever its key.
+	ContactID string          `json:"contactId,omitempty"`
+	Template  string          `json:"template"`
+	Subject   string          `json:"subject,omitempty"`
+	Props     json.RawMessage `json:"props,omitempty"`
 	// Category is journey, transactional or campaign (email spec §1.4).
-	Category       string    `json:"category"`
-	JourneyID      string    `json:"journeyId,omitempty"`
-	JourneyName    string    `json:"journeyName,omitempty"`
-	JourneyStateID string    `json:"journeyStateId,omitempty"`
-	RequestedAt    time.Time `json:"requestedAt"`
+	Category       string `json:"category"`
+	JourneyID      string `json:"journeyId,omitempty"`
+	JourneyName    string `json:"journeyName,omitempty"`
+	JourneyStateID string `json:"journeyStateId,omitempty"`
+	// SkipPreferenceCheck sends system and test mail without the
+	// suppression check, the frequency cap or unsubscribe links.
+	SkipPreferenceCheck bool      `json:"skipPreferenceCheck,omitempty"`
+	RequestedAt         time.Time `json:"requestedAt"`
 }

@@ -471,6 +471,9 @@ func (x *execution) SendEmail(e journey.Email) error {
 		Template: e.Template, Subject: e.Subject, Category: "journey",
 		JourneyID: x.state.JourneyID, JourneyName: x.j.Name(), JourneyStateID: x.state.ID.String(), RequestedAt: x.now,
 	}
+	if x.state.ContactID != nil {
+		cmd.ContactID = x.state.ContactID.String()
+	}
 	if len(e.Props) > 0 {
 		props, err := json.Marshal(e.Props)
 		if err != nil {

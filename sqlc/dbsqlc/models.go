@@ -131,6 +131,7 @@ type EmailSend struct {
 	JourneyStateID *uuid.UUID
 	UserID         *string
 	UserEmail      *string
+	ContactID      *uuid.UUID
 	TemplateKey    *string
 	FromEmail      string
 	ToEmail        string

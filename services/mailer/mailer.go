@@ -1,0 +1,478 @@
+// Package mailer is the tracked send pipeline (spec 20 §1–2): the mailer
+// consumer turns send commands from the EMAILS stream into email_sends rows
+// and provider calls, at most once per idempotency key, and the tracking
+// routes record opens and clicks and publish them as events.
+//
+// Exactly once: a command's key is unique on email_sends; the provider call
+// carries the send's id as its idempotency key (Resend's Idempotency-Key,
+// the dev outbox's unique key). A command redelivered after a crash between
+// the provider call and the status update finds its row still queued and
+// calls the provider again with the same key, which the provider drops.
+package mailer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-eeb360f6/hogsend/services/errcode"
+	"github.com/seed-eeb360f6/hogsend/services/mailer/provider"
+	"github.com/seed-eeb360f6/hogsend/services/mailer/templates"
+	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
+)
+
+// Name is the durable name of the mailer consumer on EMAILS.
+const Name = "mailer"
+
+// DefaultFrom is the sender when neither the command nor the configuration
+// names one (RESEND_FROM_EMAIL).
+const DefaultFrom = "noreply@hogsend.com"
+
+// Send outcomes (spec 20 §1.2 results).
+const (
+	StatusSent         = "sent"
+	StatusUnsubscribed = "unsubscribed"
+	StatusSuppressed   = "suppressed"
+	StatusSkipped      = "skipped"
+	StatusFailed       = "failed"
+)
+
+// Suppression answers the suppression check of spec 20 §1.3 (with the
+// [Go] rule: normalised address, any blocking row blocks). reason is
+// suppressed, unsubscribed or category_unsubscribed.
+type Suppression interface {
+	Check(ctx context.Context, email, category string) (blocked bool, reason string, err error)
+}
+
+// Links builds the token links a tracked send carries (spec 20 §3.5);
+// identity is the contact key, else the address.
+type Links interface {
+	UnsubscribeURL(identity, email, category string) string
+	PreferencesURL(identity, email string) string
+}
+
+// Publisher publishes engagement events into EVENTS.
+type Publisher interface {
+	PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error
+}
+
+// FrequencyCap limits how many emails a recipient gets (spec 20 §1.4).
+type FrequencyCap struct {
+	Count  int
+	Window time.Duration
+	// ByCategory overrides the limit for sends of a category, counting
+	// only that category.
+	ByCategory map[string]CategoryCap
+	// Exempt categories are never capped; nil means ["transactional"].
+	Exempt []string
+}
+
+// CategoryCap is the limit of one category.
+type CategoryCap struct {
+	Count  int
+	Window time.Duration
+}
+
+// Config configures the mailer.
+type Config struct {
+	// From is the default sender.
+	From string
+	// PublicURL is the base of tracking links (API_PUBLIC_URL).
+	PublicURL string
+	// FrequencyCap is nil for none.
+	FrequencyCap *FrequencyCap
+	Brand        templates.Brand
+	// DisableTracking sends without the open pixel and link rewriting.
+	DisableTracking bool
+	// MaxDeliver is the consumer's MaxDeliver: on that delivery a send
+	// still failing with a retryable error is marked failed (default 10).
+	MaxDeliver int
+}
+
+// Mailer sends tracked email.
+type Mailer struct {
+	pool      *pgxpool.Pool
+	templates *templates.Registry
+	provider  provider.Provider
+	supp      Suppression
+	links     Links
+	pub       Publisher
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *metrics
+}
+
+type metrics struct {
+	sends *prometheus.CounterVec
+}
+
+// Options are the mailer's collaborators.
+type Options struct {
+	Suppression Suppression // nil: nothing is withheld
+	Links       Links       // nil: no unsubscribe links
+	Publisher   Publisher   // nil: engagement is not published
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Registerer  prometheus.Registerer
+}
+
+// New returns the mailer.
+func New(pool *pgxpool.Pool, tpls *templates.Registry, p provider.Provider, cfg Config, opts Options) (*Mailer, error) {
+	if cfg.From == "" {
+		cfg.From = DefaultFrom
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = 10
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	m := &Mailer{pool: pool, templates: tpls, provider: p, supp: opts.Suppression, links: opts.Links, pub: opts.Publisher,
+		cfg: cfg, log: opts.Logger, now: opts.Now}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	m.metrics = &metrics{sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hogsend_email_sends_total", Help: "Tracked sends by outcome (sent, unsubscribed, suppressed, skipped, failed) and provider.",
+	}, []string{"outcome", "provider"})}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(m.metrics.sends); err != nil {
+			return nil, fmt.Errorf("register mailer metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Result is the outcome of a tracked send.
+type Result struct {
+	EmailSendID string `json:"emailSendId"`
+	ResendID    string `json:"resendId,omitempty"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Handle is the EMAILS consumer: one command, one tracked send. A
+// retryable provider failure leaves the row queued and retries the command
+// with backoff; on its last delivery the row is marked failed. An unknown
+// template or a malformed command is a poison message.
+func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
+	var cmd streams.EmailCommand
+	if err := json.Unmarshal(msg.Data, &cmd); err != nil {
+		return bus.Permanent(fmt.Errorf("decode email command: %w", err))
+	}
+	_, err := m.Send(ctx, &cmd)
+	switch {
+	case err == nil, errors.Is(err, ErrSendFailed):
+		return nil // sent, withheld, capped, or failed for good (the row says so)
+	case errcode.Code(err) == errcode.CodeInvalidRequest || errcode.Code(err) == errcode.CodeNotFound:
+		return bus.Permanent(err)
+	case msg.NumDelivered >= uint64(m.cfg.MaxDeliver) && cmd.IdempotencyKey != "":
+		// The last attempt: the row must not stay queued for ever.
+		q := dbsqlc.New(m.pool)
+		if row, rerr := q.MailerSendByKey(ctx, &cmd.IdempotencyKey); rerr == nil && row.Status == "queued" {
+			_ = m.fail(ctx, q, row, "provider", err)
+		}
+		return bus.Permanent(err)
+	}
+	return err
+}
+
+// ErrSendFailed marks a send that failed for good: its row is failed and
+// its key released. Retrying the same command re-sends.
+var ErrSendFailed = errors.New("send failed")
+
+// Send runs the tracked send algorithm (spec 20 §1.2) for cmd.
+func (m *Mailer) Send(ctx context.Context, cmd *streams.EmailCommand) (Result, error) {
+	q := dbsqlc.New(m.pool)
+	key := cmd.IdempotencyKey // "" counts as absent (§1.6.4 [Go])
+	if key != "" {
+		row, err := q.MailerSendByKey(ctx, &key)
+		switch {
+		case err == nil:
+			if row.Status != "queued" {
+				return Result{EmailSendID: row.ID.String(), ResendID: deref(row.ResendID), Status: StatusSent}, nil
+			}
+			return m.deliver(ctx, cmd, row) // a crash left it mid-send
+		case !errors.Is(err, pgx.ErrNoRows):
+			return Result{}, fmt.Errorf("look up send by key: %w", err)
+		}
+	}
+	if cmd.To == "" {
+		return Result{}, errcode.Invalid("to: is required")
+	}
+	tpl, ok := m.templates.Get(cmd.Template)
+	if !ok {
+		return Result{}, errcode.NotFound("Unknown template: " + cmd.Template)
+	}
+	category := cmd.Category
+	if category == "" {
+		category = tpl.Category
+	}
+	now := m.now().UTC()
+	if !cmd.SkipPreferenceCheck {
+		if m.supp != nil {
+			blocked, reason, err := m.supp.Check(ctx, cmd.To, category)
+			if err != nil {
+				return Result{}, fmt.Errorf("suppression check: %w", err)
+			}
+			if blocked {
+				return m.withhold(ctx, q, cmd, category, reason, now)
+			}
+		}
+		capped, err := m.capped(ctx, q, cmd.To, cmd.Category, now)
+		if err != nil {
+			return Result{}, err
+		}
+		if capped {
+			m.log.Info("send skipped by the frequency cap", "to", cmd.To, "template", cmd.Template)
+			m.metrics.sends.WithLabelValues(StatusSkipped, m.provider.Name()).Inc()
+			return Result{Status: StatusSkipped, Reason: "frequency_capped"}, nil
+		}
+	}
+	p := m.insertParams(cmd, category, "queued", "", now)
+	if key != "" {
+		p.IdempotencyKey = &key
+	}
+	if cmd.ID != "" {
+		if id, err := uuid.Parse(cmd.ID); err == nil {
+			p.ID = id
+		}
+	}
+	row, err := q.MailerSendInsert(ctx, p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A concurrent twin holds the key (or the derived id): its row is
+		// the send.
+		if row, err = q.MailerSendByKey(ctx, &key); err != nil {
+			return Result{}, fmt.Errorf("read the send holding key %q: %w", key, err)
+		}
+		if row.Status != "queued" {
+			return Result{EmailSendID: row.ID.String(), ResendID: deref(row.ResendID), Status: StatusSent}, nil
+		}
+	} else if err != nil {
+		return Result{}, fmt.Errorf("insert send: %w", err)
+	}
+	return m.deliver(ctx, cmd, row)
+}
+
+// insertParams are the identity fields of a send row.
+func (m *Mailer) insertParams(cmd *streams.EmailCommand, category, status, reason string, now time.Time) dbsqlc.MailerSendInsertParams {
+	from := m.cfg.From
+	userEmail := cmd.To
+	p := dbsqlc.MailerSendInsertParams{
+		ID: uuid.Must(uuid.NewV7()), TemplateKey: &cmd.Template, FromEmail: from, ToEmail: cmd.To,
+		Subject: cmd.Subject, Status: status, UserEmail: &userEmail, At: now,
+	}
+	if category != "" {
+		p.Category = &category
+	}
+	if cmd.UserID != "" {
+		p.UserID = &cmd.UserID
+	}
+	if id, err := uuid.Parse(cmd.JourneyStateID); err == nil {
+		p.JourneyStateID = &id
+	}
+	if id, err := uuid.Parse(cmd.ContactID); err == nil {
+		p.ContactID = &id
+	}
+	if reason != "" {
+		p.Reason = &reason
+	}
+	name := m.provider.Name()
+	p.Provider = &name
+	return p
+}
+
+// withhold records a blocked send: a failed row without the key, no
+// provider call (spec 20 §1.2.4.1).
+func (m *Mailer) withhold(ctx context.Context, q *dbsqlc.Queries, cmd *streams.EmailCommand, category, reason string, now time.Time) (Result, error) {
+	p := m.insertParams(cmd, category, "failed", reason, now)
+	row, err := q.MailerSendInsert(ctx, p)
+	if err != nil {
+		return Result{}, fmt.Errorf("record withheld send: %w", err)
+	}
+	status := StatusUnsubscribed
+	if reason == "suppressed" {
+		status = StatusSuppressed
+	}
+	m.metrics.sends.WithLabelValues(status, m.provider.Name()).Inc()
+	return Result{EmailSendID: row.ID.String(), Status: status, Reason: reason}, nil
+}
+
+// capped applies the frequency cap to the given category (spec 20 §1.4).
+func (m *Mailer) capped(ctx context.Context, q *dbsqlc.Queries, to, category string, now time.Time) (bool, error) {
+	fc := m.cfg.FrequencyCap
+	if fc == nil {
+		return false, nil
+	}
+	exempt := fc.Exempt
+	if exempt == nil {
+		exempt = []string{"transactional"}
+	}
+	for _, c := range exempt {
+		if category != "" && c == category {
+			return false, nil
+		}
+	}
+	limit, window := fc.Count, fc.Window
+	var only *string
+	if c, ok := fc.ByCategory[category]; ok && category != "" {
+		limit, window, only = c.Count, c.Window, &category
+	}
+	if limit <= 0 || window <= 0 {
+		return false, nil
+	}
+	n, err := q.MailerCapCount(ctx, dbsqlc.MailerCapCountParams{ToEmail: to, Since: now.Add(-window), Category: only})
+	if err != nil {
+		return false, fmt.Errorf("frequency cap: %w", err)
+	}
+	return n >= int64(limit), nil
+}
+
+// deliver renders, tracks and hands a queued row to the provider.
+func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbsqlc.EmailSend) (Result, error) {
+	q := dbsqlc.New(m.pool)
+	props := map[string]any{}
+	if len(cmd.Props) > 0 {
+		if err := json.Unmarshal(cmd.Props, &props); err != nil {
+			return Result{}, errcode.Invalid("props: must be a JSON object")
+		}
+	}
+	category := deref(row.Category)
+	if category == "journey" {
+		journeyProps(props, cmd)
+	}
+	opts := templates.RenderOptions{Brand: m.cfg.Brand}
+	headers := map[string]string{}
+	if !cmd.SkipPreferenceCheck && m.links != nil {
+		identity := cmd.UserID
+		if identity == "" {
+			identity = cmd.To
+		}
+		opts.UnsubscribeURL = m.links.UnsubscribeURL(identity, cmd.To, category)
+		opts.PreferencesURL = m.links.PreferencesURL(identity, cmd.To)
+		if opts.UnsubscribeURL != "" {
+			// RFC 8058 one-click: a mail client POSTs to this URL.
+			headers["List-Unsubscribe"] = "<" + opts.UnsubscribeURL + ">"
+			headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+		}
+	}
+	r, err := m.templates.Render(cmd.Template, props, opts)
+	if err != nil {
+		if errors.Is(err, templates.ErrUnknownTemplate) {
+			return Result{}, m.fail(ctx, q, row, "template", err)
+		}
+		return Result{}, m.fail(ctx, q, row, "render", err)
+	}
+	subject := row.Subject
+	if subject == "" {
+		subject = r.Subject
+	}
+	html := r.HTML
+	now := m.now().UTC()
+	if !m.cfg.DisableTracking && m.cfg.PublicURL != "" {
+		var ids []uuid.UUID
+		var urls []string
+		html, _ = templates.Track(r.HTML, func(_ int, orig string) string {
+			// The link id derives from the send and the URL, so a retried
+			// delivery renders the same links onto the same rows.
+			id := uuid.NewSHA1(row.ID, []byte(orig))
+			ids = append(ids, id)
+			urls = append(urls, orig)
+			return m.cfg.PublicURL + "/v1/t/c/" + id.String()
+		}, m.cfg.PublicURL+"/v1/t/o/"+row.ID.String())
+		if len(ids) > 0 {
+			if err := q.MailerTrackedLinksInsert(ctx, dbsqlc.MailerTrackedLinksInsertParams{Ids: ids, EmailSendID: row.ID, Urls: urls, At: now}); err != nil {
+				return Result{}, fmt.Errorf("store tracked links: %w", err)
+			}
+		}
+	}
+	msg := provider.Message{
+		From: row.FromEmail, To: []string{row.ToEmail}, Subject: subject, HTML: html, Text: r.Text,
+		Headers: headers, IdempotencyKey: row.ID.String(),
+		Tags: []provider.Tag{{Name: "templateKey", Value: tagValue(cmd.Template)}},
+	}
+	if cmd.JourneyID != "" {
+		msg.Tags = append(msg.Tags, provider.Tag{Name: "journeyId", Value: tagValue(cmd.JourneyID)})
+	}
+	sent, err := m.provider.Send(ctx, msg)
+	if err != nil {
+		if provider.Retryable(err) {
+			return Result{}, fmt.Errorf("send %s: %w", row.ID, err)
+		}
+		return Result{}, m.fail(ctx, q, row, "provider", err)
+	}
+	var resendID *string
+	if sent.ID != "" {
+		resendID = &sent.ID
+	}
+	at, name := m.now().UTC(), m.provider.Name()
+	if _, err := q.MailerSendMarkSent(ctx, dbsqlc.MailerSendMarkSentParams{At: &at, ResendID: resendID, Provider: &name, ID: row.ID}); err != nil {
+		return Result{}, fmt.Errorf("mark %s sent: %w", row.ID, err)
+	}
+	m.metrics.sends.WithLabelValues(StatusSent, m.provider.Name()).Inc()
+	return Result{EmailSendID: row.ID.String(), ResendID: sent.ID, Status: StatusSent}, nil
+}
+
+// fail marks the row failed, releasing its key, and returns a permanent
+// error for the consumer (the command is not retried).
+func (m *Mailer) fail(ctx context.Context, q *dbsqlc.Queries, row dbsqlc.EmailSend, reason string, cause error) error {
+	msg := cause.Error()
+	if _, err := q.MailerSendMarkFailed(ctx, dbsqlc.MailerSendMarkFailedParams{Reason: &reason, ErrorMessage: &msg, At: m.now().UTC(), ID: row.ID}); err != nil {
+		return fmt.Errorf("mark %s failed: %w", row.ID, err)
+	}
+	m.metrics.sends.WithLabelValues(StatusFailed, m.provider.Name()).Inc()
+	m.log.Warn("send failed", "emailSendId", row.ID, "to", row.ToEmail, "reason", reason, "err", cause)
+	return fmt.Errorf("%w: %s: %v", ErrSendFailed, row.ID, cause)
+}
+
+// journeyProps sets the props a journey send carries (spec 20 §1.8.2),
+// keeping what the journey gave except where the spec overrides.
+func journeyProps(props map[string]any, cmd *streams.EmailCommand) {
+	name, _ := props["firstName"].(string)
+	if name == "" {
+		name, _ = props["name"].(string)
+	}
+	if name == "" {
+		name, _, _ = strings.Cut(cmd.To, "@")
+	}
+	props["name"] = name
+	jn := cmd.JourneyName
+	if jn == "" {
+		jn = cmd.Template
+	}
+	props["journeyName"] = jn
+	props["eventName"] = cmd.Template
+	if cmd.Subject != "" {
+		props["body"] = cmd.Subject
+	}
+}
+
+// tagValue keeps the characters Resend allows in tag values.
+func tagValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

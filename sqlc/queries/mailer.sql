@@ -1,0 +1,58 @@
+-- The mailer's reads and writes (services/mailer owns email_sends,
+-- tracked_links and link_clicks).
+
+-- name: MailerSendByKey :one
+SELECT * FROM email_sends WHERE idempotency_key = @idempotency_key;
+
+-- name: MailerSendGet :one
+SELECT * FROM email_sends WHERE id = @id;
+
+-- name: MailerSendInsert :one
+-- A queued send holding its key; nothing when a concurrent twin holds it.
+INSERT INTO email_sends (id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key,
+                         from_email, to_email, subject, category, status, reason, provider, created_at, updated_at)
+VALUES (@id, sqlc.narg(idempotency_key), sqlc.narg(journey_state_id), sqlc.narg(user_id), sqlc.narg(user_email), sqlc.narg(contact_id),
+        @template_key, @from_email, @to_email, @subject, sqlc.narg(category), @status, sqlc.narg(reason), sqlc.narg(provider), @at, @at)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: MailerSendMarkSent :execrows
+UPDATE email_sends SET status = 'sent', sent_at = @at, resend_id = sqlc.narg(resend_id), provider = @provider, updated_at = @at
+WHERE id = @id AND status = 'queued';
+
+-- name: MailerSendMarkFailed :execrows
+-- A failed send releases its key, so a later command really re-sends
+-- (spec 20 §1.2.8).
+UPDATE email_sends SET status = 'failed', reason = @reason, error_message = @error_message, idempotency_key = NULL, updated_at = @at
+WHERE id = @id AND status = 'queued';
+
+-- name: MailerCapCount :one
+-- Frequency cap (spec 20 §1.4): the recipient's non-failed sends since,
+-- of one category when given.
+SELECT count(*) FROM email_sends
+WHERE lower(to_email) = lower(@to_email) AND created_at >= @since AND status <> 'failed'
+  AND (sqlc.narg(category)::text IS NULL OR category = sqlc.narg(category)::text);
+
+-- name: MailerTrackedLinksInsert :exec
+INSERT INTO tracked_links (id, email_send_id, url, created_at)
+SELECT unnest(@ids::uuid[]), @email_send_id, unnest(@urls::text[]), @at
+ON CONFLICT (id) DO NOTHING;
+
+-- name: MailerLinkGet :one
+SELECT l.id, l.url, l.email_send_id FROM tracked_links l WHERE l.id = @id;
+
+-- name: MailerOpen :one
+-- First-party open: opened_at only when still null; reports whether this
+-- hit was the first.
+UPDATE email_sends SET opened_at = coalesce(opened_at, @at), updated_at = @at
+WHERE id = @id
+RETURNING (opened_at = @at)::bool AS first, id, template_key, to_email, user_id, contact_id, journey_state_id;
+
+-- name: MailerClick :one
+UPDATE email_sends SET click_count = click_count + 1, clicked_at = coalesce(clicked_at, @at), updated_at = @at
+WHERE id = @id
+RETURNING (clicked_at = @at)::bool AS first, id, template_key, to_email, user_id, contact_id, journey_state_id;
+
+-- name: MailerClickInsert :exec
+INSERT INTO link_clicks (id, link_id, email_send_id, ip_address, user_agent, automated, created_at)
+VALUES (@id, @link_id, @email_send_id, sqlc.narg(ip_address), sqlc.narg(user_agent), @automated, @at);
