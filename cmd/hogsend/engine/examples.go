@@ -27,5 +27,20 @@ func exampleBuckets() []*buckets.Bucket {
 			TimeBased:   true,
 			Criteria:    criteria(condition.Event("app_open").Within(condition.Days(7)).Exists()),
 		}),
+		// went-dormant is time-based by its windowed leaf: the reconcile
+		// cron's absence pass joins contacts whose last app_open slipped
+		// out of the window, and the dormant-win-back journey reacts to
+		// bucket:entered:went-dormant. The positive leaf (they opened the
+		// app at some point) keeps never-active contacts out. TimeBased is
+		// left unset on purpose: it would arm expires_at 14 days after the
+		// join, which means nothing for an absence window.
+		buckets.MustDefine(buckets.Meta{
+			ID: "went-dormant", Name: "Went dormant",
+			Description: "Contacts who opened the app before but not in the last 14 days.",
+			Criteria: criteria(condition.All(
+				condition.Event("app_open").Exists(),
+				condition.Event("app_open").Within(condition.Days(14)).NotExists(),
+			)),
+		}),
 	}
 }

@@ -60,7 +60,7 @@ func TestIngestion(t *testing.T) {
 		if c.ID != res.ID || !c.FirstSeenAt.Equal(ev.OccurredAt) {
 			t.Errorf("contact id %s first seen %s; event %s at %s", c.ID, c.FirstSeenAt, res.ID, ev.OccurredAt)
 		}
-		tl, err := admin.ContactTimeline(ctx, "u1", apiclient.TimelineParams{})
+		tl, err := admin.ContactTimeline(ctx, "u1", apiclient.TimelineParams{Type: "event"})
 		if err != nil {
 			t.Fatal(err)
 		}
