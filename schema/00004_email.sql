@@ -25,6 +25,10 @@ CREATE TABLE email_sends (
     provider         text,
     resend_id        text,
     click_count      integer     NOT NULL DEFAULT 0,
+    -- A delivery in progress holds the row until then, so concurrent
+    -- copies of a command make one provider call; a crashed holder's lease
+    -- runs out and a retry takes over (with the same provider key).
+    lease_until      timestamptz,
     sent_at          timestamptz,
     delivered_at     timestamptz,
     opened_at        timestamptz,

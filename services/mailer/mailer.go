@@ -67,6 +67,11 @@ type Publisher interface {
 	PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error
 }
 
+// Notifier publishes a core NATS message (a *nats.Conn).
+type Notifier interface {
+	Publish(subject string, data []byte) error
+}
+
 // FrequencyCap limits how many emails a recipient gets (spec 20 §1.4).
 type FrequencyCap struct {
 	Count  int
@@ -108,6 +113,7 @@ type Mailer struct {
 	supp      Suppression
 	links     Links
 	pub       Publisher
+	notifier  Notifier
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -123,6 +129,9 @@ type Options struct {
 	Suppression Suppression // nil: nothing is withheld
 	Links       Links       // nil: no unsubscribe links
 	Publisher   Publisher   // nil: engagement is not published
+	// Notifier announces each command's result on
+	// streams.EmailResultSubject (core NATS) for a waiting API call.
+	Notifier Notifier
 	Logger      *slog.Logger
 	Now         func() time.Time
 	Registerer  prometheus.Registerer
@@ -138,7 +147,7 @@ func New(pool *pgxpool.Pool, tpls *templates.Registry, p provider.Provider, cfg 
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	m := &Mailer{pool: pool, templates: tpls, provider: p, supp: opts.Suppression, links: opts.Links, pub: opts.Publisher,
-		cfg: cfg, log: opts.Logger, now: opts.Now}
+		notifier: opts.Notifier, cfg: cfg, log: opts.Logger, now: opts.Now}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -173,12 +182,19 @@ func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
 	if err := json.Unmarshal(msg.Data, &cmd); err != nil {
 		return bus.Permanent(fmt.Errorf("decode email command: %w", err))
 	}
-	_, err := m.Send(ctx, &cmd)
+	res, err := m.Send(ctx, &cmd)
+	m.announce(&cmd, res, err, msg.NumDelivered)
 	switch {
 	case err == nil, errors.Is(err, ErrSendFailed):
 		return nil // sent, withheld, capped, or failed for good (the row says so)
 	case errcode.Code(err) == errcode.CodeInvalidRequest || errcode.Code(err) == errcode.CodeNotFound:
 		return bus.Permanent(err)
+	}
+	var busy *InProgressError
+	if errors.As(err, &busy) {
+		return bus.RetryAfter(err, max(time.Until(busy.Until), 0)+time.Second)
+	}
+	switch {
 	case msg.NumDelivered >= uint64(m.cfg.MaxDeliver) && cmd.IdempotencyKey != "":
 		// The last attempt: the row must not stay queued for ever.
 		q := dbsqlc.New(m.pool)
@@ -188,6 +204,29 @@ func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
 		return bus.Permanent(err)
 	}
 	return err
+}
+
+// announce tells a waiting API call how its command ended: a result, a
+// failure for good, or (on the last delivery) the error that exhausted it.
+// Retries in between say nothing; the caller keeps waiting.
+func (m *Mailer) announce(cmd *streams.EmailCommand, res Result, err error, delivered uint64) {
+	if m.notifier == nil || cmd.ID == "" {
+		return
+	}
+	out := streams.EmailResult{EmailSendID: res.EmailSendID, Status: res.Status, Reason: res.Reason}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrSendFailed):
+		out.Status, out.Error = StatusFailed, err.Error()
+	case errcode.Code(err) == errcode.CodeInvalidRequest || errcode.Code(err) == errcode.CodeNotFound || delivered >= uint64(m.cfg.MaxDeliver):
+		out.Status, out.Error = StatusFailed, err.Error()
+	default:
+		return
+	}
+	data, _ := json.Marshal(out)
+	if perr := m.notifier.Publish(streams.EmailResultSubject(cmd.ID), data); perr != nil {
+		m.log.Debug("announce send result", "id", cmd.ID, "err", perr)
+	}
 }
 
 // ErrSendFailed marks a send that failed for good: its row is failed and
@@ -269,7 +308,10 @@ func (m *Mailer) Send(ctx context.Context, cmd *streams.EmailCommand) (Result, e
 
 // insertParams are the identity fields of a send row.
 func (m *Mailer) insertParams(cmd *streams.EmailCommand, category, status, reason string, now time.Time) dbsqlc.MailerSendInsertParams {
-	from := m.cfg.From
+	from := cmd.From
+	if from == "" {
+		from = m.cfg.From
+	}
 	userEmail := cmd.To
 	p := dbsqlc.MailerSendInsertParams{
 		ID: uuid.Must(uuid.NewV7()), TemplateKey: &cmd.Template, FromEmail: from, ToEmail: cmd.To,
@@ -303,6 +345,7 @@ func (m *Mailer) withhold(ctx context.Context, q *dbsqlc.Queries, cmd *streams.E
 	if err != nil {
 		return Result{}, fmt.Errorf("record withheld send: %w", err)
 	}
+	m.log.Info("send withheld", "emailSendId", row.ID, "to", cmd.To, "reason", reason)
 	status := StatusUnsubscribed
 	if reason == "suppressed" {
 		status = StatusSuppressed
@@ -341,9 +384,45 @@ func (m *Mailer) capped(ctx context.Context, q *dbsqlc.Queries, to, category str
 	return n >= int64(limit), nil
 }
 
-// deliver renders, tracks and hands a queued row to the provider.
-func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbsqlc.EmailSend) (Result, error) {
+// leaseFor bounds one delivery attempt (the provider client's own retries
+// included); a crashed attempt's row is taken over after it.
+const leaseFor = time.Minute
+
+// InProgressError says another attempt is delivering the same send; the
+// consumer retries the command once that attempt's lease ends, by when it
+// has finished (and the retry finds the row sent) or crashed.
+type InProgressError struct{ Until time.Time }
+
+func (e *InProgressError) Error() string {
+	return "another attempt is delivering this send until " + e.Until.Format(time.RFC3339)
+}
+
+// deliver renders, tracks and hands a queued row to the provider, holding
+// the row's lease so concurrent copies of the command make one call.
+func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbsqlc.EmailSend) (res Result, err error) {
 	q := dbsqlc.New(m.pool)
+	claimAt := m.now().UTC()
+	until := claimAt.Add(leaseFor)
+	if _, cerr := q.MailerSendClaim(ctx, dbsqlc.MailerSendClaimParams{Until: &until, ID: row.ID, Now: &claimAt}); errors.Is(cerr, pgx.ErrNoRows) {
+		st, lerr := q.MailerSendLease(ctx, row.ID)
+		switch {
+		case lerr != nil:
+			return Result{}, fmt.Errorf("read send %s: %w", row.ID, lerr)
+		case st.Status == "failed":
+			return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, fmt.Errorf("%w: %s", ErrSendFailed, row.ID)
+		case st.Status != "queued":
+			return Result{EmailSendID: row.ID.String(), Status: StatusSent}, nil
+		}
+		return Result{}, &InProgressError{Until: derefTime(st.LeaseUntil)}
+	} else if cerr != nil {
+		return Result{}, fmt.Errorf("claim send %s: %w", row.ID, cerr)
+	}
+	defer func() {
+		// A retryable failure lets the next attempt claim at once.
+		if err != nil && !errors.Is(err, ErrSendFailed) {
+			_ = q.MailerSendRelease(context.WithoutCancel(ctx), row.ID)
+		}
+	}()
 	props := map[string]any{}
 	if len(cmd.Props) > 0 {
 		if err := json.Unmarshal(cmd.Props, &props); err != nil {
@@ -372,9 +451,9 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 	r, err := m.templates.Render(cmd.Template, props, opts)
 	if err != nil {
 		if errors.Is(err, templates.ErrUnknownTemplate) {
-			return Result{}, m.fail(ctx, q, row, "template", err)
+			return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "template", err)
 		}
-		return Result{}, m.fail(ctx, q, row, "render", err)
+		return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "render", err)
 	}
 	subject := row.Subject
 	if subject == "" {
@@ -400,7 +479,7 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 		}
 	}
 	msg := provider.Message{
-		From: row.FromEmail, To: []string{row.ToEmail}, Subject: subject, HTML: html, Text: r.Text,
+		From: row.FromEmail, To: []string{row.ToEmail}, ReplyTo: cmd.ReplyTo, Subject: subject, HTML: html, Text: r.Text,
 		Headers: headers, IdempotencyKey: row.ID.String(),
 		Tags: []provider.Tag{{Name: "templateKey", Value: tagValue(cmd.Template)}},
 	}
@@ -412,7 +491,7 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 		if provider.Retryable(err) {
 			return Result{}, fmt.Errorf("send %s: %w", row.ID, err)
 		}
-		return Result{}, m.fail(ctx, q, row, "provider", err)
+		return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "provider", err)
 	}
 	var resendID *string
 	if sent.ID != "" {
@@ -468,6 +547,13 @@ func tagValue(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 func deref(s *string) string {

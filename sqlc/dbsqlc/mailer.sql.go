@@ -97,6 +97,71 @@ func (q *Queries) MailerClickInsert(ctx context.Context, arg MailerClickInsertPa
 	return err
 }
 
+const mailerContactByEmail = `-- name: MailerContactByEmail :one
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 0 AS via_alias FROM contacts c
+WHERE lower(c.email) = lower($1) AND c.deleted_at IS NULL
+UNION ALL
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 1 AS via_alias FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id
+WHERE a.alias_kind = 'email' AND a.alias_value = lower($1) AND c.deleted_at IS NULL
+ORDER BY via_alias
+LIMIT 1
+`
+
+type MailerContactByEmailRow struct {
+	ID          uuid.UUID
+	ExternalID  *string
+	Email       *string
+	AnonymousID *string
+	ViaAlias    int32
+}
+
+// A live contact owning the address, directly or through an email alias
+// (direct first).
+func (q *Queries) MailerContactByEmail(ctx context.Context, email string) (MailerContactByEmailRow, error) {
+	row := q.db.QueryRow(ctx, mailerContactByEmail, email)
+	var i MailerContactByEmailRow
+	err := row.Scan(
+		&i.ID,
+		&i.ExternalID,
+		&i.Email,
+		&i.AnonymousID,
+		&i.ViaAlias,
+	)
+	return i, err
+}
+
+const mailerContactByExternalID = `-- name: MailerContactByExternalID :one
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 0 AS via_alias FROM contacts c
+WHERE c.external_id = $1 AND c.deleted_at IS NULL
+UNION ALL
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 1 AS via_alias FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id
+WHERE a.alias_kind = 'external' AND a.alias_value = $1 AND c.deleted_at IS NULL
+ORDER BY via_alias
+LIMIT 1
+`
+
+type MailerContactByExternalIDRow struct {
+	ID          uuid.UUID
+	ExternalID  *string
+	Email       *string
+	AnonymousID *string
+	ViaAlias    int32
+}
+
+// A live contact by external id, directly or through an alias.
+func (q *Queries) MailerContactByExternalID(ctx context.Context, externalID *string) (MailerContactByExternalIDRow, error) {
+	row := q.db.QueryRow(ctx, mailerContactByExternalID, externalID)
+	var i MailerContactByExternalIDRow
+	err := row.Scan(
+		&i.ID,
+		&i.ExternalID,
+		&i.Email,
+		&i.AnonymousID,
+		&i.ViaAlias,
+	)
+	return i, err
+}
+
 const mailerLinkGet = `-- name: MailerLinkGet :one
 SELECT l.id, l.url, l.email_send_id FROM tracked_links l WHERE l.id = $1
 `
@@ -154,7 +219,7 @@ func (q *Queries) MailerOpen(ctx context.Context, arg MailerOpenParams) (MailerO
 
 const mailerSendByKey = `-- name: MailerSendByKey :one
 
-SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE idempotency_key = $1
+SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE idempotency_key = $1
 `
 
 // The mailer's reads and writes (services/mailer owns email_sends,
@@ -180,6 +245,7 @@ func (q *Queries) MailerSendByKey(ctx context.Context, idempotencyKey *string) (
 		&i.Provider,
 		&i.ResendID,
 		&i.ClickCount,
+		&i.LeaseUntil,
 		&i.SentAt,
 		&i.DeliveredAt,
 		&i.OpenedAt,
@@ -194,8 +260,28 @@ func (q *Queries) MailerSendByKey(ctx context.Context, idempotencyKey *string) (
 	return i, err
 }
 
+const mailerSendClaim = `-- name: MailerSendClaim :one
+UPDATE email_sends SET lease_until = $1
+WHERE id = $2 AND status = 'queued' AND (lease_until IS NULL OR lease_until < $3)
+RETURNING id
+`
+
+type MailerSendClaimParams struct {
+	Until *time.Time
+	ID    uuid.UUID
+	Now   *time.Time
+}
+
+// Takes the delivery of a queued send unless another attempt holds it.
+func (q *Queries) MailerSendClaim(ctx context.Context, arg MailerSendClaimParams) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, mailerSendClaim, arg.Until, arg.ID, arg.Now)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
 const mailerSendGet = `-- name: MailerSendGet :one
-SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE id = $1
+SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE id = $1
 `
 
 func (q *Queries) MailerSendGet(ctx context.Context, id uuid.UUID) (EmailSend, error) {
@@ -219,6 +305,7 @@ func (q *Queries) MailerSendGet(ctx context.Context, id uuid.UUID) (EmailSend, e
 		&i.Provider,
 		&i.ResendID,
 		&i.ClickCount,
+		&i.LeaseUntil,
 		&i.SentAt,
 		&i.DeliveredAt,
 		&i.OpenedAt,
@@ -239,7 +326,7 @@ INSERT INTO email_sends (id, idempotency_key, journey_state_id, user_id, user_em
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at
+RETURNING id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at
 `
 
 type MailerSendInsertParams struct {
@@ -298,6 +385,7 @@ func (q *Queries) MailerSendInsert(ctx context.Context, arg MailerSendInsertPara
 		&i.Provider,
 		&i.ResendID,
 		&i.ClickCount,
+		&i.LeaseUntil,
 		&i.SentAt,
 		&i.DeliveredAt,
 		&i.OpenedAt,
@@ -309,6 +397,22 @@ func (q *Queries) MailerSendInsert(ctx context.Context, arg MailerSendInsertPara
 		&i.CreatedAt,
 		&i.UpdatedAt,
 	)
+	return i, err
+}
+
+const mailerSendLease = `-- name: MailerSendLease :one
+SELECT status, lease_until FROM email_sends WHERE id = $1
+`
+
+type MailerSendLeaseRow struct {
+	Status     string
+	LeaseUntil *time.Time
+}
+
+func (q *Queries) MailerSendLease(ctx context.Context, id uuid.UUID) (MailerSendLeaseRow, error) {
+	row := q.db.QueryRow(ctx, mailerSendLease, id)
+	var i MailerSendLeaseRow
+	err := row.Scan(&i.Status, &i.LeaseUntil)
 	return i, err
 }
 
@@ -362,6 +466,15 @@ func (q *Queries) MailerSendMarkSent(ctx context.Context, arg MailerSendMarkSent
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const mailerSendRelease = `-- name: MailerSendRelease :exec
+UPDATE email_sends SET lease_until = NULL WHERE id = $1 AND status = 'queued'
+`
+
+func (q *Queries) MailerSendRelease(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, mailerSendRelease, id)
+	return err
 }
 
 const mailerTrackedLinksInsert = `-- name: MailerTrackedLinksInsert :exec

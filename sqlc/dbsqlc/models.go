@@ -143,6 +143,7 @@ type EmailSend struct {
 	Provider       *string
 	ResendID       *string
 	ClickCount     int32
+	LeaseUntil     *time.Time
 	SentAt         *time.Time
 	DeliveredAt    *time.Time
 	OpenedAt       *time.Time

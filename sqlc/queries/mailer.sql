@@ -56,3 +56,36 @@ RETURNING (clicked_at = @at)::bool AS first, id, template_key, to_email, user_id
 -- name: MailerClickInsert :exec
 INSERT INTO link_clicks (id, link_id, email_send_id, ip_address, user_agent, automated, created_at)
 VALUES (@id, @link_id, @email_send_id, sqlc.narg(ip_address), sqlc.narg(user_agent), @automated, @at);
+
+-- name: MailerContactByEmail :one
+-- A live contact owning the address, directly or through an email alias
+-- (direct first).
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 0 AS via_alias FROM contacts c
+WHERE lower(c.email) = lower(@email) AND c.deleted_at IS NULL
+UNION ALL
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 1 AS via_alias FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id
+WHERE a.alias_kind = 'email' AND a.alias_value = lower(@email) AND c.deleted_at IS NULL
+ORDER BY via_alias
+LIMIT 1;
+
+-- name: MailerContactByExternalID :one
+-- A live contact by external id, directly or through an alias.
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 0 AS via_alias FROM contacts c
+WHERE c.external_id = @external_id AND c.deleted_at IS NULL
+UNION ALL
+SELECT c.id, c.external_id, c.email, c.anonymous_id, 1 AS via_alias FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id
+WHERE a.alias_kind = 'external' AND a.alias_value = @external_id AND c.deleted_at IS NULL
+ORDER BY via_alias
+LIMIT 1;
+
+-- name: MailerSendClaim :one
+-- Takes the delivery of a queued send unless another attempt holds it.
+UPDATE email_sends SET lease_until = @until
+WHERE id = @id AND status = 'queued' AND (lease_until IS NULL OR lease_until < @now)
+RETURNING id;
+
+-- name: MailerSendRelease :exec
+UPDATE email_sends SET lease_until = NULL WHERE id = @id AND status = 'queued';
+
+-- name: MailerSendLease :one
+SELECT status, lease_until FROM email_sends WHERE id = @id;
