@@ -35,6 +35,10 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/journeyapi"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+	"github.com/seed-eeb360f6/hogsend/services/mailer"
+	"github.com/seed-eeb360f6/hogsend/services/mailer/devoutbox"
+	"github.com/seed-eeb360f6/hogsend/services/mailer/provider"
+	"github.com/seed-eeb360f6/hogsend/services/mailer/templates"
 	"github.com/seed-eeb360f6/hogsend/services/posthogsync"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
@@ -61,6 +65,8 @@ type Main struct {
 	// Reactions are bucket reactions (spec 10 §4.10), bound to their
 	// buckets at start.
 	Reactions []journey.Reaction
+	// Templates are the email templates; nil means the stock ones.
+	Templates []templates.Template
 
 	banner   string
 	unlock   func()
@@ -77,6 +83,9 @@ type Main struct {
 	registry *buckets.Registry
 	journeys *journey.Registry
 	journeyC *bus.Partitioned
+	tpls     *templates.Registry
+	provider provider.Provider
+	mailer   *mailer.Mailer
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -166,6 +175,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err := m.startJourneys(runCtx, pub, deadLetters); err != nil {
 			return err
 		}
+	}
+	if m.Config.runs(ServiceAPI) || m.Config.runs(ServiceMailer) {
+		if err := m.setupEmail(pub); err != nil {
+			return err
+		}
+	}
+	if m.Config.runs(ServiceMailer) {
+		m.startMailer(runCtx, deadLetters)
 	}
 	router := httpapi.NewRouter()
 	m.healthRoutes(router)
@@ -410,6 +427,32 @@ func bindReactions(rs []journey.Reaction, defs []*buckets.Bucket, reg *buckets.R
 	return out, nil
 }
 
+// setupEmail builds the templates, the provider and the mailer.
+func (m *Main) setupEmail(pub *bus.Publisher) error {
+	var err error
+	if m.tpls, err = m.emailTemplates(); err != nil {
+		return err
+	}
+	if m.provider, err = m.emailProvider(); err != nil {
+		return err
+	}
+	m.mailer, err = m.newMailer(m.tpls, m.provider, mailer.Options{
+		Publisher: pub, Notifier: m.nc, Logger: m.Log, Registerer: m.reg,
+	})
+	return err
+}
+
+// startMailer runs the mailer consumer on EMAILS: many workers, since a
+// send waits on the provider.
+func (m *Main) startMailer(ctx context.Context, dl bus.DeadLetterRecorder) {
+	m.goRun("mailer", func() error {
+		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
+			JetStream: m.js, Stream: streams.StreamEmails, Name: mailer.Name, FilterSubject: streams.EmailSendSubject,
+			Workers: 32, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+		}, m.mailer.Handle)
+	})
+}
+
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
@@ -446,6 +489,9 @@ func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest
 	admin.NewDLQ(dl).Routes(router, keys)
 	bucketapi.New(m.pool, m.registry).Routes(router, keys)
 	journeyapi.New(m.pool, m.journeys, ing).Routes(router, keys)
+	mailer.NewAPI(m.pool, m.tpls, pub, m.nc, mailer.APIOptions{}).Routes(router, keys)
+	m.mailer.TrackingRoutes(router)
+	devoutbox.New(m.pool).Routes(router, keys)
 	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
 		Summary: "This OpenAPI document", Tags: []string{"meta"},
 	})

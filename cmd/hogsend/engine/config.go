@@ -44,6 +44,23 @@ type Config struct {
 	PostHogAPIKey string
 	// PostHogHost is POSTHOG_HOST; empty is posthog-go's default.
 	PostHogHost string
+
+	// Email. With neither RESEND_API_KEY nor SMTP_URL the dev outbox is
+	// the provider.
+	ResendAPIKey        string // RESEND_API_KEY
+	ResendBaseURL       string // RESEND_BASE_URL: another endpoint (a proxy, a fake)
+	ResendWebhookSecret string // RESEND_WEBHOOK_SECRET: webhooks are refused without it
+	SMTPURL             string // SMTP_URL: smtp://user:pass@host:port
+	FromEmail           string // RESEND_FROM_EMAIL
+	// Secret signs unsubscribe and preference tokens (HOGSEND_SECRET, else
+	// BETTER_AUTH_SECRET for tokens the reference issued). `dev` keeps a
+	// generated one in the data dir when unset.
+	Secret string
+	// EmailRate caps provider calls per second per process
+	// (HOGSEND_EMAIL_RATE); 0 is the provider's default.
+	EmailRate float64
+	// EnabledLists is ENABLED_LISTS, with the ENABLED_BUCKETS rules.
+	EnabledLists string
 }
 
 // Service names for serve --only.
@@ -52,10 +69,11 @@ const (
 	ServiceContacts = "contacts"
 	ServiceBuckets  = "buckets"
 	ServiceJourneys = "journeys"
+	ServiceMailer   = "mailer"
 )
 
 // allServices are started when --only is not given.
-var allServices = []string{ServiceAPI, ServiceContacts, ServiceBuckets, ServiceJourneys}
+var allServices = []string{ServiceAPI, ServiceContacts, ServiceBuckets, ServiceJourneys, ServiceMailer}
 
 // defaultDatabaseURL is the local server of `hogsend dev`.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/hogsend?sslmode=disable"
@@ -93,6 +111,21 @@ func envConfig(getenv func(string) string) (Config, error) {
 	str("LOG_FORMAT", &c.LogFormat)
 	str("POSTHOG_API_KEY", &c.PostHogAPIKey)
 	str("POSTHOG_HOST", &c.PostHogHost)
+	str("RESEND_API_KEY", &c.ResendAPIKey)
+	str("RESEND_BASE_URL", &c.ResendBaseURL)
+	str("RESEND_WEBHOOK_SECRET", &c.ResendWebhookSecret)
+	str("SMTP_URL", &c.SMTPURL)
+	str("RESEND_FROM_EMAIL", &c.FromEmail)
+	str("BETTER_AUTH_SECRET", &c.Secret)
+	str("HOGSEND_SECRET", &c.Secret)
+	c.EnabledLists = getenv("ENABLED_LISTS")
+	if v := getenv("HOGSEND_EMAIL_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			errs = append(errs, fmt.Errorf("HOGSEND_EMAIL_RATE: %q must be a non-negative number of sends per second", v))
+		}
+		c.EmailRate = f
+	}
 	// ENABLED_BUCKETS keeps whitespace: a blank value enables none.
 	c.EnabledBuckets = getenv("ENABLED_BUCKETS")
 	c.EnabledJourneys = getenv("ENABLED_JOURNEYS")
@@ -216,6 +249,14 @@ func (c *Config) finish(only, partitions string) error {
 	}
 	if c.Addr == "" {
 		c.Addr = fmt.Sprintf(":%d", c.Port)
+	}
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("SMTP_URL: %q is not a URL like smtp://user:password@host:587", c.SMTPURL))
+		}
+	}
+	if c.ResendAPIKey != "" && c.SMTPURL != "" {
+		errs = append(errs, errors.New("RESEND_API_KEY and SMTP_URL: set one provider, not both"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,15 +1,13 @@
 package engine
 
 import (
-	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/seed-eeb360f6/hogsend/services/apiclient"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
-	"github.com/seed-eeb360f6/hogsend/streams"
 )
 
 // e2eJourney sends a welcome, waits up to an hour for activation and sends
@@ -35,34 +33,32 @@ func withJourneys(js ...*journey.Journey) func(*Main) {
 	return func(m *Main) { m.Journeys = js }
 }
 
-// emailCommands reads the send commands stored on EMAILS.
-func emailCommands(t *testing.T, m *Main) []streams.EmailCommand {
+// outboxMessage is a message of the dev outbox as the admin API shows it.
+type outboxMessage struct {
+	ID      string            `json:"id"`
+	To      []string          `json:"to"`
+	From    string            `json:"from"`
+	Subject string            `json:"subject"`
+	Headers map[string]string `json:"headers"`
+	HTML    string            `json:"html"`
+	Text    string            `json:"text"`
+}
+
+// outbox lists the dev outbox, newest first, with each message in full.
+func outbox(t *testing.T, admin *apiclient.Client) []outboxMessage {
 	t.Helper()
-	ctx := ctxT(t)
-	s, err := m.js.Stream(ctx, streams.StreamEmails)
-	if err != nil {
+	var list struct {
+		Messages []outboxMessage `json:"messages"`
+	}
+	if err := admin.Do(ctxT(t), http.MethodGet, "/v1/admin/outbox?limit=100", nil, &list); err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []streams.EmailCommand
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		msg, err := s.GetMsg(ctx, seq)
-		if err == jetstream.ErrMsgNotFound {
-			continue
-		}
-		if err != nil {
+	for i, m := range list.Messages {
+		if err := admin.Do(ctxT(t), http.MethodGet, "/v1/admin/outbox/"+m.ID, nil, &list.Messages[i]); err != nil {
 			t.Fatal(err)
 		}
-		var c streams.EmailCommand
-		if err := json.Unmarshal(msg.Data, &c); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
 	}
-	return out
+	return list.Messages
 }
 
 // An event posted to the API enrols the contact; the journey's first email
@@ -70,24 +66,24 @@ func emailCommands(t *testing.T, m *Main) []streams.EmailCommand {
 // timeline shows the journey.
 func TestJourneyEndToEnd(t *testing.T) {
 	t.Parallel()
-	m, admin := startMainWith(t, testConfig(t), withJourneys(e2eJourney))
+	_, admin := startMainWith(t, testConfig(t), withJourneys(e2eJourney))
 	ctx := ctxT(t)
 	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "signup", UserID: "j-1", Email: "Ada@Example.com", EventProperties: map[string]any{"plan": "pro"}}); err != nil {
 		t.Fatal(err)
 	}
-	var cmds []streams.EmailCommand
-	eventually(t, 5*time.Second, func() bool { cmds = emailCommands(t, m); return len(cmds) == 1 },
-		func() string { return "the welcome command on EMAILS" })
-	if c := cmds[0]; c.Template != "welcome" || c.To != "Ada@Example.com" || c.UserID != "j-1" || c.JourneyID != "e2e-onboarding" || string(c.Props) != `{"plan":"pro"}` {
-		t.Errorf("command %+v", c)
+	var sent []outboxMessage
+	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 1 },
+		func() string { return "the welcome email in the dev outbox" })
+	if m := sent[0]; m.To[0] != "Ada@Example.com" || !strings.Contains(m.HTML, "/v1/t/o/") {
+		t.Errorf("sent %+v", m)
 	}
 	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "activated", UserID: "j-1"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { cmds = emailCommands(t, m); return len(cmds) == 2 },
-		func() string { return "the second command after activation" })
-	if cmds[1].Subject != "You are all set" {
-		t.Errorf("second command %+v, want the activated branch", cmds[1])
+	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 2 },
+		func() string { return "the second email after activation" })
+	if sent[0].Subject != "You are all set" {
+		t.Errorf("second email %q, want the activated branch", sent[0].Subject)
 	}
 	var tl apiclient.Timeline
 	eventually(t, 5*time.Second, func() bool {
