@@ -131,10 +131,10 @@ type Options struct {
 	Publisher   Publisher   // nil: engagement is not published
 	// Notifier announces each command's result on
 	// streams.EmailResultSubject (core NATS) for a waiting API call.
-	Notifier Notifier
-	Logger      *slog.Logger
-	Now         func() time.Time
-	Registerer  prometheus.Registerer
+	Notifier   Notifier
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Registerer prometheus.Registerer
 }
 
 // New returns the mailer.
