@@ -56,6 +56,8 @@ type SweepResult struct {
 	Evaluated int
 	Left      int
 	Joined    int
+	// Dwelled counts dwell fires.
+	Dwelled int
 }
 
 // Sweep runs one pass over every registered, enabled bucket. Only one
@@ -91,7 +93,8 @@ func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 			continue
 		}
 		meta := b.Meta()
-		if !b.IsTimeBased() && meta.MaxDwell == 0 && meta.MinDwell == 0 {
+		dwell := len(r.reg.dwell[b.ID()]) > 0
+		if !b.IsTimeBased() && meta.MaxDwell == 0 && meta.MinDwell == 0 && !dwell {
 			continue // real-time evaluation sees every change of such a bucket
 		}
 		n, left, err := r.sweepBucket(ctx, b)
@@ -101,6 +104,11 @@ func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 			var joined int
 			joined, err = r.absenceJoins(ctx, b)
 			res.Joined += joined
+		}
+		if err == nil {
+			var fired int
+			fired, err = r.dwellPass(ctx, b)
+			res.Dwelled += fired
 		}
 		if err != nil {
 			// One bucket's failure does not stop the others (§4.8).

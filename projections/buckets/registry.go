@@ -25,6 +25,8 @@ type Registry struct {
 	// journey triggers on that generic name; set before the consumers
 	// start, read-only afterwards.
 	genericTriggers map[string]bool
+	// dwell holds each bucket's dwell reaction schedules (AddDwell).
+	dwell map[string][]DwellSchedule
 }
 
 // TriggerGeneric makes transitions of kind ("entered" or "left") also

@@ -170,6 +170,90 @@ func (q *Queries) BucketContactByKey(ctx context.Context, key string) (BucketCon
 	return i, err
 }
 
+const bucketDwellCandidates = `-- name: BucketDwellCandidates :many
+SELECT m.id, m.user_id, m.user_email, m.entry_count, m.entered_at, m.dwell_anchor_at, m.dwell_state,
+       c.id AS contact_id, c.email AS contact_email
+FROM (SELECT id, organization_id, user_id, bucket_id, user_email, status, entered_at, left_at, expires_at, max_dwell_at, last_evaluated_at, entry_count, source, context, dwell_state, dwell_anchor_at, deleted_at, created_at, updated_at FROM bucket_memberships b
+      WHERE b.bucket_id = $1 AND b.status = 'active' AND b.deleted_at IS NULL
+        AND coalesce(b.dwell_anchor_at, b.entered_at) <= $2
+      ORDER BY b.last_evaluated_at NULLS FIRST, b.id LIMIT $3) m
+JOIN LATERAL (SELECT x.id, x.email FROM contacts x
+              WHERE x.deleted_at IS NULL AND coalesce(x.external_id, x.anonymous_id, x.id::text) = m.user_id
+              LIMIT 1) c ON true
+ORDER BY m.last_evaluated_at NULLS FIRST, m.id
+`
+
+type BucketDwellCandidatesParams struct {
+	BucketID string
+	Due      *time.Time
+	Lim      int32
+}
+
+type BucketDwellCandidatesRow struct {
+	ID            uuid.UUID
+	UserID        string
+	UserEmail     *string
+	EntryCount    int32
+	EnteredAt     time.Time
+	DwellAnchorAt *time.Time
+	DwellState    json.RawMessage
+	ContactID     uuid.UUID
+	ContactEmail  *string
+}
+
+// Pass 4 of the sweep (spec 10 §4.8): active members with a live contact
+// whose dwell anchor is at or before @due, least recently evaluated first.
+func (q *Queries) BucketDwellCandidates(ctx context.Context, arg BucketDwellCandidatesParams) ([]BucketDwellCandidatesRow, error) {
+	rows, err := q.db.Query(ctx, bucketDwellCandidates, arg.BucketID, arg.Due, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BucketDwellCandidatesRow{}
+	for rows.Next() {
+		var i BucketDwellCandidatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.UserEmail,
+			&i.EntryCount,
+			&i.EnteredAt,
+			&i.DwellAnchorAt,
+			&i.DwellState,
+			&i.ContactID,
+			&i.ContactEmail,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bucketDwellStamp = `-- name: BucketDwellStamp :execrows
+UPDATE bucket_memberships
+SET dwell_state = jsonb_set(dwell_state, ARRAY[$1::text], to_jsonb($2::timestamptz)), last_evaluated_at = $2, updated_at = $2
+WHERE id = $3 AND status = 'active'
+`
+
+type BucketDwellStampParams struct {
+	Label string
+	At    *time.Time
+	ID    uuid.UUID
+}
+
+// Records a dwell fire, only on a row still active.
+func (q *Queries) BucketDwellStamp(ctx context.Context, arg BucketDwellStampParams) (int64, error) {
+	result, err := q.db.Exec(ctx, bucketDwellStamp, arg.Label, arg.At, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const bucketMembershipExpire = `-- name: BucketMembershipExpire :one
 UPDATE bucket_memberships
 SET status = 'left', left_at = $1, last_evaluated_at = $1, updated_at = $1

@@ -66,3 +66,23 @@ LIMIT @lim;
 SELECT (NOT EXISTS (SELECT 1 FROM bucket_configs WHERE bucket_id = @bucket_id::text AND criteria_hash IS NOT NULL)
     OR EXISTS (SELECT 1 FROM import_jobs WHERE file_name = @bucket_id::text AND format = 'bucket-backfill'
                AND status IN ('pending', 'processing')))::bool AS incomplete;
+
+-- name: BucketDwellCandidates :many
+-- Pass 4 of the sweep (spec 10 §4.8): active members with a live contact
+-- whose dwell anchor is at or before @due, least recently evaluated first.
+SELECT m.id, m.user_id, m.user_email, m.entry_count, m.entered_at, m.dwell_anchor_at, m.dwell_state,
+       c.id AS contact_id, c.email AS contact_email
+FROM (SELECT * FROM bucket_memberships b
+      WHERE b.bucket_id = @bucket_id AND b.status = 'active' AND b.deleted_at IS NULL
+        AND coalesce(b.dwell_anchor_at, b.entered_at) <= @due
+      ORDER BY b.last_evaluated_at NULLS FIRST, b.id LIMIT @lim) m
+JOIN LATERAL (SELECT x.id, x.email FROM contacts x
+              WHERE x.deleted_at IS NULL AND coalesce(x.external_id, x.anonymous_id, x.id::text) = m.user_id
+              LIMIT 1) c ON true
+ORDER BY m.last_evaluated_at NULLS FIRST, m.id;
+
+-- name: BucketDwellStamp :execrows
+-- Records a dwell fire, only on a row still active.
+UPDATE bucket_memberships
+SET dwell_state = jsonb_set(dwell_state, ARRAY[@label::text], to_jsonb(@at::timestamptz)), last_evaluated_at = @at, updated_at = @at
+WHERE id = @id AND status = 'active';

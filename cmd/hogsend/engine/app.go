@@ -422,6 +422,10 @@ func bindReactions(rs []journey.Reaction, defs []*buckets.Bucket, reg *buckets.R
 		if err != nil {
 			return nil, fmt.Errorf("register reactions: %w", err)
 		}
+		if d := j.Meta().DwellSchedule; d != nil {
+			// The bucket sweep fires dwell schedules.
+			reg.AddDwell(r.BucketID, buckets.DwellSchedule{Label: d.Label, After: d.After, Every: d.Every})
+		}
 		out = append(out, j)
 	}
 	return out, nil

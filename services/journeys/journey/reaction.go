@@ -16,8 +16,11 @@ type ReactionInfo struct {
 	EntryCount   int
 	IsFirstEntry bool
 	// Reason is why the contact left (leave reactions): criteria,
-	// max_dwell, expired, …; a missing reason reads as "criteria".
+	// maxDwell, …; a missing reason reads as "criteria".
 	Reason string
+	// DwellCount is the fire's ordinal (dwell reactions): 1 for an after
+	// schedule, the number of elapsed intervals for an every schedule.
+	DwellCount int
 }
 
 // ReactionFunc handles a bucket transition.
@@ -37,6 +40,8 @@ type Reaction struct {
 	FirstEntryOnly bool
 	// Reasons, when set, runs leave reactions only for these reasons.
 	Reasons []string
+	// Dwell is the schedule of a dwell reaction.
+	Dwell   *DwellSchedule
 	Handler ReactionFunc
 }
 
@@ -51,8 +56,26 @@ func OnLeave(bucketID string, h ReactionFunc, reasons ...string) Reaction {
 	return Reaction{BucketID: bucketID, Kind: ReactionLeave, Reasons: reasons, Handler: h}
 }
 
+// OnDwell reacts to contacts that stayed in bucketID: once after d.After,
+// or every d.Every while the membership lasts (exactly one of them). The
+// label is derived ("after-<ms>" or "every-<ms>").
+func OnDwell(bucketID string, d DwellSchedule, h ReactionFunc) Reaction {
+	switch {
+	case d.After > 0 && d.Every == 0:
+		d.Label = "after-" + strconv.FormatInt(d.After.Milliseconds(), 10)
+	case d.Every > 0 && d.After == 0:
+		d.Label = "every-" + strconv.FormatInt(d.Every.Milliseconds(), 10)
+	}
+	return Reaction{BucketID: bucketID, Kind: ReactionDwell, Dwell: &d, Handler: h}
+}
+
 // ID is the id of the journey the reaction becomes.
-func (r Reaction) ID() string { return "bucket-" + r.BucketID + "-on-" + r.Kind }
+func (r Reaction) ID() string {
+	if r.Kind == ReactionDwell && r.Dwell != nil {
+		return "bucket-" + r.BucketID + "-on-dwell-" + r.Dwell.Label
+	}
+	return "bucket-" + r.BucketID + "-on-" + r.Kind
+}
 
 // Bind turns the reaction into its journey for a bucket named bucketName
 // whose static switch is enabled. The filters run after enrolment, so a
@@ -64,19 +87,30 @@ func (r Reaction) Bind(bucketName string, enabled bool) (*Journey, error) {
 		event = "bucket:entered:" + r.BucketID
 	case ReactionLeave:
 		event = "bucket:left:" + r.BucketID
+	case ReactionDwell:
+		if r.Dwell == nil || (r.Dwell.After > 0) == (r.Dwell.Every > 0) || r.Dwell.After < 0 || r.Dwell.Every < 0 {
+			return nil, fmt.Errorf("journeys[%s].dwellSchedule: must have exactly one of after and every, positive", r.ID())
+		}
+		event = "bucket:dwell:" + r.BucketID + ":" + r.Dwell.Label
 	default:
-		return nil, fmt.Errorf("journeys[%s].reactionKind: unknown reaction kind %q (want %s or %s)", r.ID(), r.Kind, ReactionEnter, ReactionLeave)
+		return nil, fmt.Errorf("journeys[%s].reactionKind: unknown reaction kind %q (want %s, %s or %s)", r.ID(), r.Kind, ReactionEnter, ReactionLeave, ReactionDwell)
 	}
 	if r.Handler == nil {
 		return nil, fmt.Errorf("journeys[%s].handler: is required", r.ID())
 	}
 	h, first, reasons := r.Handler, r.FirstEntryOnly, slices.Clone(r.Reasons)
+	var dwell *DwellSchedule
+	if r.Kind == ReactionDwell {
+		d := *r.Dwell
+		dwell = &d
+	}
 	return Define(Meta{
 		ID: r.ID(), Name: bucketName + " — on " + r.Kind, Enabled: &enabled,
 		Trigger: OnEvent(event), EntryLimit: Unlimited,
-		SourceBucketID: r.BucketID, ReactionKind: r.Kind,
+		SourceBucketID: r.BucketID, ReactionKind: r.Kind, DwellSchedule: dwell,
 	}, func(ctx *Ctx, u User) error {
-		info := ReactionInfo{BucketID: r.BucketID, EntryCount: intProp(u.Properties["entryCount"], 1), Reason: "criteria"}
+		info := ReactionInfo{BucketID: r.BucketID, EntryCount: intProp(u.Properties["entryCount"], 1), Reason: "criteria",
+			DwellCount: intProp(u.Properties["dwellCount"], 1)}
 		if v, ok := u.Properties["reason"].(string); ok && v != "" {
 			info.Reason = v
 		}
