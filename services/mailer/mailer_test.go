@@ -110,6 +110,8 @@ func (f *fixture) count(t *testing.T, sql string, args ...any) int {
 	return n
 }
 
+func newConfig() mailer.Config { return mailer.Config{} }
+
 func journeyCommand(key, to string) *streams.EmailCommand {
 	return &streams.EmailCommand{V: 1, ID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(key)).String(), IdempotencyKey: key, To: to,
 		UserID: "u1", Template: "welcome", Subject: "Welcome aboard", Category: "journey", JourneyID: "welcome",
