@@ -440,7 +440,13 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 		if identity == "" {
 			identity = cmd.To
 		}
-		opts.UnsubscribeURL = m.links.UnsubscribeURL(identity, cmd.To, category)
+		linkCategory := category
+		if category == "journey" {
+			// A journey email's one click unsubscribes from everything
+			// (spec 20 §1.8.1).
+			linkCategory = ""
+		}
+		opts.UnsubscribeURL = m.links.UnsubscribeURL(identity, cmd.To, linkCategory)
 		opts.PreferencesURL = m.links.PreferencesURL(identity, cmd.To)
 		if opts.UnsubscribeURL != "" {
 			// RFC 8058 one-click: a mail client POSTs to this URL.

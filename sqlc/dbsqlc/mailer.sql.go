@@ -217,6 +217,78 @@ func (q *Queries) MailerOpen(ctx context.Context, arg MailerOpenParams) (MailerO
 	return i, err
 }
 
+const mailerProviderEvent = `-- name: MailerProviderEvent :many
+UPDATE email_sends SET
+    status = CASE WHEN array_position(ARRAY['queued','sent','delivered','opened','clicked','bounced','complained'], $1::text)
+                     > coalesce(array_position(ARRAY['queued','sent','delivered','opened','clicked','bounced','complained'], status), 0)
+                  THEN $1::text ELSE status END,
+    sent_at       = CASE WHEN $1::text = 'sent'       THEN coalesce(sent_at, $2::timestamptz) ELSE sent_at END,
+    delivered_at  = CASE WHEN $1::text = 'delivered'  THEN coalesce(delivered_at, $2::timestamptz) ELSE delivered_at END,
+    opened_at     = CASE WHEN $1::text = 'opened'     THEN coalesce(opened_at, $2::timestamptz) ELSE opened_at END,
+    clicked_at    = CASE WHEN $1::text = 'clicked'    THEN coalesce(clicked_at, $2::timestamptz) ELSE clicked_at END,
+    bounced_at    = CASE WHEN $1::text = 'bounced'    THEN coalesce(bounced_at, $2::timestamptz) ELSE bounced_at END,
+    complained_at = CASE WHEN $1::text = 'complained' THEN coalesce(complained_at, $2::timestamptz) ELSE complained_at END,
+    bounce_type   = coalesce($3::text, bounce_type),
+    bounce_reason = coalesce($4::text, bounce_reason),
+    updated_at    = $2::timestamptz
+WHERE resend_id = $5::text
+RETURNING id, user_id, contact_id, to_email, template_key, resend_id
+`
+
+type MailerProviderEventParams struct {
+	Status       string
+	At           time.Time
+	BounceType   *string
+	BounceReason *string
+	ResendID     string
+}
+
+type MailerProviderEventRow struct {
+	ID          uuid.UUID
+	UserID      *string
+	ContactID   *uuid.UUID
+	ToEmail     string
+	TemplateKey *string
+	ResendID    *string
+}
+
+// A provider webhook onto the sends carrying its id (spec 20 §2.5 with the
+// [Go] rules): the status only moves forward (queued < sent < delivered <
+// opened < clicked < bounced < complained), and each timestamp is filled
+// only when still null, so first-party opens and clicks are kept.
+func (q *Queries) MailerProviderEvent(ctx context.Context, arg MailerProviderEventParams) ([]MailerProviderEventRow, error) {
+	rows, err := q.db.Query(ctx, mailerProviderEvent,
+		arg.Status,
+		arg.At,
+		arg.BounceType,
+		arg.BounceReason,
+		arg.ResendID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MailerProviderEventRow{}
+	for rows.Next() {
+		var i MailerProviderEventRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.ContactID,
+			&i.ToEmail,
+			&i.TemplateKey,
+			&i.ResendID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const mailerSendByKey = `-- name: MailerSendByKey :one
 
 SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE idempotency_key = $1

@@ -89,3 +89,24 @@ UPDATE email_sends SET lease_until = NULL WHERE id = @id AND status = 'queued';
 
 -- name: MailerSendLease :one
 SELECT status, lease_until FROM email_sends WHERE id = @id;
+
+-- name: MailerProviderEvent :many
+-- A provider webhook onto the sends carrying its id (spec 20 §2.5 with the
+-- [Go] rules): the status only moves forward (queued < sent < delivered <
+-- opened < clicked < bounced < complained), and each timestamp is filled
+-- only when still null, so first-party opens and clicks are kept.
+UPDATE email_sends SET
+    status = CASE WHEN array_position(ARRAY['queued','sent','delivered','opened','clicked','bounced','complained'], @status::text)
+                     > coalesce(array_position(ARRAY['queued','sent','delivered','opened','clicked','bounced','complained'], status), 0)
+                  THEN @status::text ELSE status END,
+    sent_at       = CASE WHEN @status::text = 'sent'       THEN coalesce(sent_at, @at::timestamptz) ELSE sent_at END,
+    delivered_at  = CASE WHEN @status::text = 'delivered'  THEN coalesce(delivered_at, @at::timestamptz) ELSE delivered_at END,
+    opened_at     = CASE WHEN @status::text = 'opened'     THEN coalesce(opened_at, @at::timestamptz) ELSE opened_at END,
+    clicked_at    = CASE WHEN @status::text = 'clicked'    THEN coalesce(clicked_at, @at::timestamptz) ELSE clicked_at END,
+    bounced_at    = CASE WHEN @status::text = 'bounced'    THEN coalesce(bounced_at, @at::timestamptz) ELSE bounced_at END,
+    complained_at = CASE WHEN @status::text = 'complained' THEN coalesce(complained_at, @at::timestamptz) ELSE complained_at END,
+    bounce_type   = coalesce(sqlc.narg(bounce_type)::text, bounce_type),
+    bounce_reason = coalesce(sqlc.narg(bounce_reason)::text, bounce_reason),
+    updated_at    = @at::timestamptz
+WHERE resend_id = @resend_id::text
+RETURNING id, user_id, contact_id, to_email, template_key, resend_id;

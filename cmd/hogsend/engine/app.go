@@ -35,11 +35,13 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/journeyapi"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+	"github.com/seed-eeb360f6/hogsend/services/lists/list"
 	"github.com/seed-eeb360f6/hogsend/services/mailer"
 	"github.com/seed-eeb360f6/hogsend/services/mailer/devoutbox"
 	"github.com/seed-eeb360f6/hogsend/services/mailer/provider"
 	"github.com/seed-eeb360f6/hogsend/services/mailer/templates"
 	"github.com/seed-eeb360f6/hogsend/services/posthogsync"
+	"github.com/seed-eeb360f6/hogsend/services/preferences"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 	"github.com/seed-eeb360f6/hogsend/streams/embedded"
@@ -67,25 +69,30 @@ type Main struct {
 	Reactions []journey.Reaction
 	// Templates are the email templates; nil means the stock ones.
 	Templates []templates.Template
+	// Lists are the subscription lists; nil means the stock examples.
+	Lists []list.List
 
-	banner   string
-	unlock   func()
-	started  time.Time
-	natsSrv  *embedded.Server
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	pool     *pgxpool.Pool
-	reg      *prometheus.Registry
-	listener net.Listener
-	http     *http.Server
-	contacts *bus.Partitioned
-	buckets  *bus.Partitioned
-	registry *buckets.Registry
-	journeys *journey.Registry
-	journeyC *bus.Partitioned
-	tpls     *templates.Registry
-	provider provider.Provider
-	mailer   *mailer.Mailer
+	banner    string
+	unlock    func()
+	started   time.Time
+	natsSrv   *embedded.Server
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	pool      *pgxpool.Pool
+	reg       *prometheus.Registry
+	listener  net.Listener
+	http      *http.Server
+	contacts  *bus.Partitioned
+	buckets   *bus.Partitioned
+	registry  *buckets.Registry
+	journeys  *journey.Registry
+	journeyC  *bus.Partitioned
+	tpls      *templates.Registry
+	provider  provider.Provider
+	mailer    *mailer.Mailer
+	lists     *list.Registry
+	prefStore *preferences.Store
+	prefs     *preferences.Service
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -433,6 +440,9 @@ func bindReactions(rs []journey.Reaction, defs []*buckets.Bucket, reg *buckets.R
 
 // setupEmail builds the templates, the provider and the mailer.
 func (m *Main) setupEmail(pub *bus.Publisher) error {
+	if err := m.setupPreferences(pub); err != nil {
+		return err
+	}
 	var err error
 	if m.tpls, err = m.emailTemplates(); err != nil {
 		return err
@@ -441,6 +451,7 @@ func (m *Main) setupEmail(pub *bus.Publisher) error {
 		return err
 	}
 	m.mailer, err = m.newMailer(m.tpls, m.provider, mailer.Options{
+		Suppression: m.prefStore, Links: m.prefs,
 		Publisher: pub, Notifier: m.nc, Logger: m.Log, Registerer: m.reg,
 	})
 	return err
@@ -495,6 +506,8 @@ func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest
 	journeyapi.New(m.pool, m.journeys, ing).Routes(router, keys)
 	mailer.NewAPI(m.pool, m.tpls, pub, m.nc, mailer.APIOptions{}).Routes(router, keys)
 	m.mailer.TrackingRoutes(router)
+	m.mailer.WebhookRoutes(router, m.Config.ResendWebhookSecret, deliverability{store: m.prefStore})
+	m.prefs.Routes(router, keys)
 	devoutbox.New(m.pool).Routes(router, keys)
 	router.Handle(http.MethodGet, "/v1/openapi.json", httpapi.OpenAPIHandler(router, httpapi.OpenAPIInfo{Title: "Hogsend API", Version: Version}), httpapi.Doc{
 		Summary: "This OpenAPI document", Tags: []string{"meta"},

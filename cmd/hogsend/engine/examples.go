@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/services/lists/list"
 )
 
 // exampleBuckets are the segments the stock binary ships; the README's
@@ -42,5 +43,15 @@ func exampleBuckets() []*buckets.Bucket {
 				condition.Event("app_open").Within(condition.Days(14)).NotExists(),
 			)),
 		}),
+	}
+}
+
+// exampleLists are the subscription lists the stock binary ships: product
+// news everyone gets unless they opt out, and a newsletter only for those
+// who opt in.
+func exampleLists() []list.List {
+	return []list.List{
+		list.MustDefine(list.List{ID: "product-updates", Name: "Product updates", Description: "New features and improvements.", DefaultOptIn: true}),
+		list.MustDefine(list.List{ID: "newsletter", Name: "Newsletter", Description: "A monthly letter with tips and stories.", DefaultOptIn: false}),
 	}
 }

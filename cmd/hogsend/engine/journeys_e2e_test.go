@@ -74,7 +74,7 @@ func TestJourneyEndToEnd(t *testing.T) {
 	var sent []outboxMessage
 	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 1 },
 		func() string { return "the welcome email in the dev outbox" })
-	if m := sent[0]; m.To[0] != "Ada@Example.com" || !strings.Contains(m.HTML, "/v1/t/o/") {
+	if m := sent[0]; m.To[0] != "Ada@Example.com" || !strings.Contains(m.HTML, "/v1/t/o/") || m.Headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
 		t.Errorf("sent %+v", m)
 	}
 	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "activated", UserID: "j-1"}); err != nil {
@@ -104,5 +104,44 @@ func TestJourneyEndToEnd(t *testing.T) {
 	// signup, activated (events) and the journey: three entries, paged.
 	if all.Total != 3 || len(all.Timeline) != 2 {
 		t.Errorf("merged timeline total %d with %d entries, want 3 and 2", all.Total, len(all.Timeline))
+	}
+}
+
+// RFC 8058 one-click: a POST of List-Unsubscribe=One-Click to the URL of a
+// sent email's List-Unsubscribe header unsubscribes the address, and the
+// next email to it is withheld (a failed row, nothing sent).
+func TestOneClickUnsubscribe(t *testing.T) {
+	t.Parallel()
+	m, admin := startMainWith(t, testConfig(t), withJourneys(e2eJourney))
+	ctx := ctxT(t)
+	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "signup", UserID: "oc-1", Email: "grace@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var sent []outboxMessage
+	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 1 },
+		func() string { return "the welcome email" })
+	link := strings.TrimSuffix(strings.TrimPrefix(sent[0].Headers["List-Unsubscribe"], "<"), ">")
+	if !strings.HasPrefix(link, m.Config.PublicURL+"/v1/email/unsubscribe?token=") {
+		t.Fatalf("List-Unsubscribe %q", sent[0].Headers["List-Unsubscribe"])
+	}
+	// The link carries the public URL; the test server listens elsewhere.
+	local := m.URL() + strings.TrimPrefix(link, m.Config.PublicURL)
+	resp, err := http.Post(local, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("one-click POST: %d", resp.StatusCode)
+	}
+	var res map[string]any
+	if _, err := admin.DoRequest(ctx, http.MethodPost, "/v1/emails", map[string]any{"to": "grace@example.com", "template": "nudge"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res["status"] != "unsubscribed" {
+		t.Errorf("next send %v, want withheld as unsubscribed", res)
+	}
+	if got := outbox(t, admin); len(got) != 1 {
+		t.Errorf("%d messages in the outbox, want still 1", len(got))
 	}
 }

@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/seed-eeb360f6/hogsend/services/apiclient"
+)
+
+// fakeResend speaks the part of Resend's HTTP API the provider uses and
+// records what it was sent. The first answer is a 500, so the retry path
+// runs too.
+type fakeResend struct {
+	mu       sync.Mutex
+	calls    int
+	accepted map[string]map[string]any // by Idempotency-Key
+}
+
+func (f *fakeResend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if r.URL.Path != "/emails" || r.Header.Get("Authorization") != "Bearer re_test" {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if f.calls == 1 {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"statusCode":500,"message":"internal","name":"internal_server_error"}`)
+		return
+	}
+	var body map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	key := r.Header.Get("Idempotency-Key")
+	if _, seen := f.accepted[key]; !seen {
+		f.accepted[key] = body
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"id":"re_`+strconv.Itoa(len(f.accepted))+`"}`)
+}
+
+// With RESEND_API_KEY set, POST /v1/emails goes through Resend (here a
+// fake speaking its API): the provider gets the send's idempotency key,
+// the one-click headers and both parts, and the same Idempotency-Key on
+// the API sends one email.
+func TestEmailThroughResend(t *testing.T) {
+	t.Parallel()
+	fake := &fakeResend{accepted: map[string]map[string]any{}}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg := testConfig(t)
+	cfg.ResendAPIKey, cfg.ResendBaseURL, cfg.EmailRate = "re_test", srv.URL+"/", 100
+	_, admin := startMain(t, cfg)
+	ctx := ctxT(t)
+	var first map[string]any
+	for range 2 {
+		var res map[string]any
+		_, err := admin.DoRequest(ctx, http.MethodPost, "/v1/emails", map[string]any{"to": "ada@example.com", "template": "welcome", "props": map[string]any{"name": "Ada"}}, &res,
+			apiclient.WithHeader("Idempotency-Key", "receipt-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res["status"] != "sent" {
+			t.Fatalf("answer %v", res)
+		}
+		if first == nil {
+			first = res
+		} else if res["emailSendId"] != first["emailSendId"] {
+			t.Errorf("the repeated key answered another send: %v vs %v", res, first)
+		}
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.accepted) != 1 {
+		t.Fatalf("Resend accepted %d emails, want 1", len(fake.accepted))
+	}
+	for key, body := range fake.accepted {
+		if key != first["emailSendId"] {
+			t.Errorf("Idempotency-Key %q, want the send id %v", key, first["emailSendId"])
+		}
+		headers, _ := body["headers"].(map[string]any)
+		if headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" || body["text"] == "" || body["html"] == "" {
+			t.Errorf("sent %v", body)
+		}
+	}
+}
