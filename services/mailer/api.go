@@ -242,31 +242,11 @@ func contactKey(external, anonymous *string, id uuid.UUID) string {
 // dispatch publishes cmd under key (a generated one when empty) and
 // answers with the mailer's result.
 func (a *API) dispatch(w http.ResponseWriter, r *http.Request, cmd *streams.EmailCommand, key string) {
-	if key == "" {
-		key = "api:" + uuid.Must(uuid.NewV7()).String()
-	} else {
-		key = "api:" + key
-	}
-	cmd.IdempotencyKey = key
-	cmd.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte("email\x00"+key)).String()
-	data, err := json.Marshal(cmd)
+	res, ok, err := a.Dispatch(r.Context(), cmd, key)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	// Subscribe before publishing, so a fast mailer is not missed. A
-	// repeated key answers from the row the first request made.
-	sub, err := a.nc.SubscribeSync(streams.EmailResultSubject(cmd.ID))
-	if err != nil {
-		httpapi.WriteError(w, r, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err))
-		return
-	}
-	defer sub.Unsubscribe() //nolint:errcheck
-	if err := a.pub.PublishAsyncBatch(r.Context(), []bus.OutMsg{{Subject: streams.EmailSendSubject, MsgID: key, Data: data}}); err != nil {
-		httpapi.WriteError(w, r, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err))
-		return
-	}
-	res, ok := a.await(r.Context(), sub, cmd.ID)
 	if !ok {
 		httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"emailSendId": cmd.ID, "status": "queued"})
 		return
@@ -280,6 +260,37 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request, cmd *streams.Emai
 		out["reason"] = res.Reason
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, out)
+}
+
+// Dispatch publishes cmd to EMAILS under the idempotency key "api:"+key (a
+// generated one when key is empty), setting cmd.ID and cmd.IdempotencyKey,
+// and waits for the mailer's result. ok is false when the mailer did not
+// answer in time (the send is queued and will still happen). A result with
+// Error set is a send that failed for good.
+func (a *API) Dispatch(ctx context.Context, cmd *streams.EmailCommand, key string) (res streams.EmailResult, ok bool, err error) {
+	if key == "" {
+		key = "api:" + uuid.Must(uuid.NewV7()).String()
+	} else {
+		key = "api:" + key
+	}
+	cmd.IdempotencyKey = key
+	cmd.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte("email\x00"+key)).String()
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return res, false, err
+	}
+	// Subscribe before publishing, so a fast mailer is not missed. A
+	// repeated key answers from the row the first request made.
+	sub, err := a.nc.SubscribeSync(streams.EmailResultSubject(cmd.ID))
+	if err != nil {
+		return res, false, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	if err := a.pub.PublishAsyncBatch(ctx, []bus.OutMsg{{Subject: streams.EmailSendSubject, MsgID: key, Data: data}}); err != nil {
+		return res, false, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err)
+	}
+	res, ok = a.await(ctx, sub, cmd.ID)
+	return res, ok, nil
 }
 
 // await waits for the mailer's announcement; a duplicate command (the key
