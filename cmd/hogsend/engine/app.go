@@ -189,7 +189,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if m.Config.runs(ServiceMailer) {
-		m.startMailer(runCtx, deadLetters)
+		if err := m.startMailer(runCtx, deadLetters); err != nil {
+			return err
+		}
 	}
 	router := httpapi.NewRouter()
 	m.healthRoutes(router)
@@ -457,15 +459,25 @@ func (m *Main) setupEmail(pub *bus.Publisher) error {
 	return err
 }
 
-// startMailer runs the mailer consumer on EMAILS: many workers, since a
-// send waits on the provider.
-func (m *Main) startMailer(ctx context.Context, dl bus.DeadLetterRecorder) {
+// startMailer runs the mailer consumer on EMAILS (many workers, since a
+// send waits on the provider) and the lists consumer on ACTIVITY.
+func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
+	lists, err := bus.NewPartitioned(bus.PartitionedConfig{
+		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: preferences.ListsConsumer,
+		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		Logger: m.Log, Registerer: m.reg,
+	}, bus.BatchHandlerFunc(m.prefStore.ApplyLists))
+	if err != nil {
+		return err
+	}
+	m.goRun("lists", func() error { return lists.Run(ctx) })
 	m.goRun("mailer", func() error {
 		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
 			JetStream: m.js, Stream: streams.StreamEmails, Name: mailer.Name, FilterSubject: streams.EmailSendSubject,
 			Workers: 32, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
 		}, m.mailer.Handle)
 	})
+	return nil
 }
 
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/seed-eeb360f6/hogsend/services/apiclient"
 )
@@ -87,5 +88,33 @@ func TestEmailThroughResend(t *testing.T) {
 		if headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" || body["text"] == "" || body["html"] == "" {
 			t.Errorf("sent %v", body)
 		}
+	}
+}
+
+// The lists map of an event sets list membership for the contact's
+// address; the mailer's check honours it with each list's polarity
+// (newsletter is opt-in, product-updates opt-out).
+func TestListsFromEvents(t *testing.T) {
+	t.Parallel()
+	_, admin := startApp(t)
+	ctx := ctxT(t)
+	send := func(category string) string {
+		var res map[string]any
+		if _, err := admin.DoRequest(ctx, http.MethodPost, "/v1/emails", map[string]any{"to": "lin@example.com", "template": "nudge", "category": category}, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res["status"].(string)
+	}
+	if got := send("newsletter"); got != "unsubscribed" {
+		t.Fatalf("opt-in list without a yes: %s, want unsubscribed", got)
+	}
+	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "settings_saved", UserID: "lin", Email: "lin@example.com",
+		Lists: map[string]bool{"newsletter": true, "product-updates": false}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return send("newsletter") == "sent" },
+		func() string { return "the newsletter send after opting in" })
+	if got := send("product-updates"); got != "unsubscribed" {
+		t.Errorf("opted-out list: %s, want unsubscribed", got)
 	}
 }
