@@ -450,7 +450,7 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each source fetches limit+offset rows; the merge is sliced after
-	// (spec 10 §2.8). Sends join with the email tables.
+	// (spec 10 §2.8).
 	want := int32(limit + offset)
 	q := s.q()
 	key := contactKey(c)
@@ -495,7 +495,26 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 					"completedAt": httpapi.TimePtr(st.CompletedAt), "exitedAt": httpapi.TimePtr(st.ExitedAt)}})
 		}
 	}
-	entries := mergeNewestFirst(events, journeys)
+	var emails []timelineEntry
+	if typ == "" || typ == "email" {
+		rows, err := q.TimelineEmailSends(r.Context(), dbsqlc.TimelineEmailSendsParams{UserID: &key, Lim: want})
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		n, err := q.TimelineEmailSendCount(r.Context(), &key)
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		total += n
+		for _, e := range rows {
+			emails = append(emails, timelineEntry{Type: "email", Timestamp: httpapi.NewTime(e.CreatedAt),
+				Data: map[string]any{"id": e.ID, "templateKey": e.TemplateKey, "subject": e.Subject, "status": e.Status, "toEmail": e.ToEmail,
+					"sentAt": httpapi.TimePtr(e.SentAt), "deliveredAt": httpapi.TimePtr(e.DeliveredAt), "openedAt": httpapi.TimePtr(e.OpenedAt)}})
+		}
+	}
+	entries := mergeNewestFirst(events, journeys, emails)
 	entries = entries[min(offset, len(entries)):]
 	entries = entries[:min(limit, len(entries))]
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"timeline": entries, "total": total, "limit": limit, "offset": offset})

@@ -12,6 +12,77 @@ import (
 	"github.com/google/uuid"
 )
 
+const timelineEmailSendCount = `-- name: TimelineEmailSendCount :one
+SELECT count(*) FROM email_sends e
+WHERE e.user_id = $1
+   OR e.journey_state_id IN (SELECT s.id FROM journey_states s WHERE s.user_id = $1 AND s.deleted_at IS NULL)
+`
+
+func (q *Queries) TimelineEmailSendCount(ctx context.Context, userID *string) (int64, error) {
+	row := q.db.QueryRow(ctx, timelineEmailSendCount, userID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const timelineEmailSends = `-- name: TimelineEmailSends :many
+SELECT e.id, e.template_key, e.subject, e.status, e.to_email, e.sent_at, e.delivered_at, e.opened_at, e.created_at
+FROM email_sends e
+WHERE e.user_id = $1
+   OR e.journey_state_id IN (SELECT s.id FROM journey_states s WHERE s.user_id = $1 AND s.deleted_at IS NULL)
+ORDER BY e.created_at DESC, e.id DESC
+LIMIT $2
+`
+
+type TimelineEmailSendsParams struct {
+	UserID *string
+	Lim    int32
+}
+
+type TimelineEmailSendsRow struct {
+	ID          uuid.UUID
+	TemplateKey *string
+	Subject     string
+	Status      string
+	ToEmail     string
+	SentAt      *time.Time
+	DeliveredAt *time.Time
+	OpenedAt    *time.Time
+	CreatedAt   time.Time
+}
+
+// Sends of the contact: joined to its live journey states, plus (spec 10
+// §2.8 [Go]) sends whose user_id is its key.
+func (q *Queries) TimelineEmailSends(ctx context.Context, arg TimelineEmailSendsParams) ([]TimelineEmailSendsRow, error) {
+	rows, err := q.db.Query(ctx, timelineEmailSends, arg.UserID, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TimelineEmailSendsRow{}
+	for rows.Next() {
+		var i TimelineEmailSendsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.TemplateKey,
+			&i.Subject,
+			&i.Status,
+			&i.ToEmail,
+			&i.SentAt,
+			&i.DeliveredAt,
+			&i.OpenedAt,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const timelineJourneyStateCount = `-- name: TimelineJourneyStateCount :one
 SELECT count(*) FROM journey_states WHERE user_id = $1 AND deleted_at IS NULL
 `

@@ -101,9 +101,17 @@ func TestJourneyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// signup, activated (events) and the journey: three entries, paged.
-	if all.Total != 3 || len(all.Timeline) != 2 {
-		t.Errorf("merged timeline total %d with %d entries, want 3 and 2", all.Total, len(all.Timeline))
+	// signup, activated (events), the journey and its two emails: five
+	// entries, paged.
+	if all.Total != 5 || len(all.Timeline) != 2 {
+		t.Errorf("merged timeline total %d with %d entries, want 5 and 2", all.Total, len(all.Timeline))
+	}
+	mails, err := admin.ContactTimeline(ctx, "j-1", apiclient.TimelineParams{Type: "email"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mails.Total != 2 || mails.Timeline[0].Data["status"] != "sent" || mails.Timeline[0].Data["subject"] != "You are all set" {
+		t.Errorf("email timeline %+v", mails)
 	}
 }
 
