@@ -67,6 +67,11 @@ type Publisher interface {
 	PublishAsyncBatch(ctx context.Context, msgs []bus.OutMsg) error
 }
 
+// Analytics captures engagement events for a distinct id.
+type Analytics interface {
+	Capture(distinctID, event string, props map[string]any)
+}
+
 // Notifier publishes a core NATS message (a *nats.Conn).
 type Notifier interface {
 	Publish(subject string, data []byte) error
@@ -114,6 +119,7 @@ type Mailer struct {
 	links     Links
 	pub       Publisher
 	notifier  Notifier
+	analytics Analytics
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -129,6 +135,8 @@ type Options struct {
 	Suppression Suppression // nil: nothing is withheld
 	Links       Links       // nil: no unsubscribe links
 	Publisher   Publisher   // nil: engagement is not published
+	// Analytics receives opens and clicks (PostHog when configured).
+	Analytics Analytics
 	// Notifier announces each command's result on
 	// streams.EmailResultSubject (core NATS) for a waiting API call.
 	Notifier   Notifier
@@ -147,7 +155,7 @@ func New(pool *pgxpool.Pool, tpls *templates.Registry, p provider.Provider, cfg 
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	m := &Mailer{pool: pool, templates: tpls, provider: p, supp: opts.Suppression, links: opts.Links, pub: opts.Publisher,
-		notifier: opts.Notifier, cfg: cfg, log: opts.Logger, now: opts.Now}
+		notifier: opts.Notifier, analytics: opts.Analytics, cfg: cfg, log: opts.Logger, now: opts.Now}
 	if m.log == nil {
 		m.log = slog.Default()
 	}

@@ -129,6 +129,13 @@ type engaged struct {
 // §2.4 [Go]: the send's contact, else its user id, else the address).
 // Failures are logged: a tracking hit never fails for them.
 func (m *Mailer) engagement(ctx context.Context, name string, who engaged, props map[string]any, at time.Time) {
+	if m.analytics != nil {
+		id := who.to
+		if who.userID != nil && *who.userID != "" {
+			id = *who.userID
+		}
+		m.analytics.Capture(id, name, props)
+	}
 	if m.pub == nil {
 		return
 	}

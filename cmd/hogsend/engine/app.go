@@ -93,6 +93,7 @@ type Main struct {
 	lists     *list.Registry
 	prefStore *preferences.Store
 	prefs     *preferences.Service
+	analytics *posthogsync.Analytics // nil without POSTHOG_API_KEY
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -145,6 +146,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("register buckets: %w", err)
 	}
 
+	if m.Config.PostHogAPIKey != "" {
+		if m.analytics, err = posthogsync.NewAnalytics(m.Config.PostHogAPIKey, m.Config.PostHogHost, 0, m.Log); err != nil {
+			return err
+		}
+	}
 	jdefs := m.Journeys
 	if jdefs == nil {
 		jdefs = exampleJourneys()
@@ -452,10 +458,14 @@ func (m *Main) setupEmail(pub *bus.Publisher) error {
 	if m.provider, err = m.emailProvider(); err != nil {
 		return err
 	}
-	m.mailer, err = m.newMailer(m.tpls, m.provider, mailer.Options{
+	opts := mailer.Options{
 		Suppression: m.prefStore, Links: m.prefs,
 		Publisher: pub, Notifier: m.nc, Logger: m.Log, Registerer: m.reg,
-	})
+	}
+	if m.analytics != nil {
+		opts.Analytics = m.analytics
+	}
+	m.mailer, err = m.newMailer(m.tpls, m.provider, opts)
 	return err
 }
 
@@ -483,7 +493,11 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
-	svc, err := journeys.New(m.pool, pub, m.journeys, journeys.Options{Logger: m.Log, Registerer: m.reg})
+	opts := journeys.Options{Logger: m.Log, Registerer: m.reg}
+	if m.analytics != nil {
+		opts.Analytics = m.analytics
+	}
+	svc, err := journeys.New(m.pool, pub, m.journeys, opts)
 	if err != nil {
 		return err
 	}
@@ -590,6 +604,12 @@ func (m *Main) Close() error {
 			m.cancel()
 		}
 		m.wg.Wait()
+		if m.analytics != nil {
+			// Every run and tracking hit has stopped: send what is queued.
+			if err := m.analytics.Close(); err != nil {
+				m.Log.Warn("close posthog analytics", "err", err)
+			}
+		}
 		if m.nc != nil {
 			_ = m.nc.Drain()
 			for i := 0; i < 100 && !m.nc.IsClosed(); i++ {
