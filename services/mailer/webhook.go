@@ -36,7 +36,7 @@ func (m *Mailer) WebhookRoutes(r *httpapi.Router, secret string, prefs Deliverab
 	}), httpapi.Doc{
 		Summary: "Resend delivery webhook (Svix-signed)", Tags: []string{"webhooks"},
 		Description: "Verifies the svix-id, svix-timestamp and svix-signature headers with RESEND_WEBHOOK_SECRET, then moves the send's status forward (never back) and fills its timestamps when still empty. Bounces and complaints update the address's preferences (three bounces or one complaint suppress it). delivered, bounced and complained become email.* events for the contact.",
-		Responses: map[int]httpapi.Response{200: {Description: `{"ok":true}`}, 401: {Description: "Webhook verification failed (the provider retries)"}},
+		Responses:   map[int]httpapi.Response{200: {Description: `{"ok":true}`}, 401: {Description: "Webhook verification failed (the provider retries)"}},
 	})
 }
 

@@ -21,7 +21,7 @@ const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // recorder records deliverability calls.
 type recorder struct {
-	mu                   sync.Mutex
+	mu                  sync.Mutex
 	bounces, complaints []string
 }
 
