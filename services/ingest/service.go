@@ -35,6 +35,7 @@ type Publisher interface {
 
 // Service is the ingestion front door.
 type Service struct {
+	exits   ExitChecker
 	pub     Publisher
 	now     func() time.Time
 	log     *slog.Logger
@@ -46,6 +47,24 @@ type Options struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Exits reports, in the answer of POST /v1/events, the live journey
+	// states the event ends (nil: none are reported).
+	Exits ExitChecker
+}
+
+// ExitChecker tells which live journey states of the event's contact have
+// an exitOn matching the event (spec 10 §1.4), for the answer; the
+// journeys consumer performs the exits, in order with the contact's other
+// events.
+type ExitChecker interface {
+	Exits(ctx context.Context, e *streams.Event) ([]Exit, error)
+}
+
+// Exit is one state an event was checked against.
+type Exit struct {
+	JourneyID string `json:"journeyId"`
+	StateID   string `json:"stateId"`
+	Exited    bool   `json:"exited"`
 }
 
 type metrics struct {
@@ -54,7 +73,7 @@ type metrics struct {
 
 // New returns the ingestion service.
 func New(pub Publisher, opts Options) (*Service, error) {
-	s := &Service{pub: pub, now: opts.Now, log: opts.Logger}
+	s := &Service{pub: pub, now: opts.Now, log: opts.Logger, exits: opts.Exits}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -93,7 +112,9 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 		"idempotencyKey":    httpapi.StringSchema(),
 		"timestamp":         httpapi.DateTimeSchema(),
 	}, "name")
-	accepted := httpapi.ObjectSchema(map[string]httpapi.Schema{"id": httpapi.UUIDSchema(), "stored": httpapi.BooleanSchema()}, "id", "stored")
+	accepted := httpapi.ObjectSchema(map[string]httpapi.Schema{"id": httpapi.UUIDSchema(), "stored": httpapi.BooleanSchema(),
+		"exits": httpapi.ArraySchema(httpapi.ObjectSchema(map[string]httpapi.Schema{
+			"journeyId": httpapi.StringSchema(), "stateId": httpapi.UUIDSchema(), "exited": httpapi.BooleanSchema()}, "journeyId", "stateId", "exited"))}, "id", "stored", "exits")
 	r.Handle(http.MethodPost, "/v1/events", ingest(http.HandlerFunc(s.postEvent)), httpapi.Doc{
 		Summary: "Ingest one event", Tags: []string{"events"}, Scope: "ingest", Request: eventSchema,
 		Description: "Answers once the event is stored in the EVENTS stream; stored is false when the idempotency key (or Idempotency-Key header) was already seen within the dedupe window. Contacts, history, segments and journeys are updated asynchronously, in order per contact.",
@@ -136,12 +157,35 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	res, err := s.Ingest(r.Context(), &req, headerKey(r), "api")
+	e, err := req.ToEvent(headerKey(r), s.now(), "api")
+	if err != nil {
+		s.count("api", "rejected", 1)
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	res, err := s.publish(r.Context(), e, "api")
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusAccepted, res)
+	out := eventResponse{EventResult: res, Exits: []Exit{}}
+	if res.Stored && s.exits != nil {
+		exits, err := s.exits.Exits(r.Context(), e)
+		if err != nil {
+			// The event is stored and the exits will happen; only the
+			// report is missing.
+			httpapi.Logger(r.Context()).Warn("report exits", "event", e.ID, "err", err)
+		} else if exits != nil {
+			out.Exits = exits
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, out)
+}
+
+// eventResponse is the answer of POST /v1/events (spec 10 §1.1).
+type eventResponse struct {
+	EventResult
+	Exits []Exit `json:"exits"`
 }
 
 // Ingest validates one request and publishes it.

@@ -56,6 +56,32 @@ func (q *Queries) JourneyContactEmail(ctx context.Context, id uuid.UUID) (string
 	return column_1, err
 }
 
+const journeyContactKey = `-- name: JourneyContactKey :one
+SELECT coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key
+FROM contacts c
+WHERE c.deleted_at IS NULL AND (
+      ($1::text IS NOT NULL AND c.external_id = $1::text)
+   OR ($2::text IS NOT NULL AND lower(c.email) = lower($2::text))
+   OR ($3::text IS NOT NULL AND c.anonymous_id = $3::text))
+ORDER BY (c.external_id IS NOT DISTINCT FROM $1::text) DESC, (lower(c.email) IS NOT DISTINCT FROM lower($2::text)) DESC
+LIMIT 1
+`
+
+type JourneyContactKeyParams struct {
+	ExternalID  *string
+	Email       *string
+	AnonymousID *string
+}
+
+// The history key of the live contact an event names: by external id,
+// else email, else anonymous id (the exit report of POST /v1/events).
+func (q *Queries) JourneyContactKey(ctx context.Context, arg JourneyContactKeyParams) (string, error) {
+	row := q.db.QueryRow(ctx, journeyContactKey, arg.ExternalID, arg.Email, arg.AnonymousID)
+	var key string
+	err := row.Scan(&key)
+	return key, err
+}
+
 const journeyContactTimezone = `-- name: JourneyContactTimezone :one
 SELECT coalesce(timezone, '')::text FROM contacts WHERE id = $1
 `
@@ -159,6 +185,37 @@ func (q *Queries) JourneyLiveStatesLock(ctx context.Context, keys []string) ([]J
 			&i.CreatedAt,
 			&i.UpdatedAt,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const journeyLiveStatesOf = `-- name: JourneyLiveStatesOf :many
+SELECT id, journey_id FROM journey_states
+WHERE user_id = $1 AND status IN ('active', 'waiting') AND deleted_at IS NULL
+ORDER BY created_at, id
+`
+
+type JourneyLiveStatesOfRow struct {
+	ID        uuid.UUID
+	JourneyID string
+}
+
+func (q *Queries) JourneyLiveStatesOf(ctx context.Context, userID string) ([]JourneyLiveStatesOfRow, error) {
+	rows, err := q.db.Query(ctx, journeyLiveStatesOf, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []JourneyLiveStatesOfRow{}
+	for rows.Next() {
+		var i JourneyLiveStatesOfRow
+		if err := rows.Scan(&i.ID, &i.JourneyID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

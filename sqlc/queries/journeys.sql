@@ -129,3 +129,20 @@ SELECT coalesce(email, '')::text FROM contacts WHERE id = @id AND deleted_at IS 
 
 -- name: JourneyContactTimezone :one
 SELECT coalesce(timezone, '')::text FROM contacts WHERE id = @id;
+
+-- name: JourneyContactKey :one
+-- The history key of the live contact an event names: by external id,
+-- else email, else anonymous id (the exit report of POST /v1/events).
+SELECT coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key
+FROM contacts c
+WHERE c.deleted_at IS NULL AND (
+      (sqlc.narg(external_id)::text IS NOT NULL AND c.external_id = sqlc.narg(external_id)::text)
+   OR (sqlc.narg(email)::text IS NOT NULL AND lower(c.email) = lower(sqlc.narg(email)::text))
+   OR (sqlc.narg(anonymous_id)::text IS NOT NULL AND c.anonymous_id = sqlc.narg(anonymous_id)::text))
+ORDER BY (c.external_id IS NOT DISTINCT FROM sqlc.narg(external_id)::text) DESC, (lower(c.email) IS NOT DISTINCT FROM lower(sqlc.narg(email)::text)) DESC
+LIMIT 1;
+
+-- name: JourneyLiveStatesOf :many
+SELECT id, journey_id FROM journey_states
+WHERE user_id = @user_id AND status IN ('active', 'waiting') AND deleted_at IS NULL
+ORDER BY created_at, id;

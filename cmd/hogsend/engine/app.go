@@ -202,7 +202,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	router := httpapi.NewRouter()
 	m.healthRoutes(router)
 	if m.Config.runs(ServiceAPI) {
-		ing, err := ingest.New(pub, ingest.Options{Logger: m.Log, Registry: m.reg})
+		ing, err := ingest.New(pub, ingest.Options{Logger: m.Log, Registry: m.reg, Exits: exitReport{journeys.NewExitChecker(m.pool, m.journeys)}})
 		if err != nil {
 			return err
 		}
@@ -417,6 +417,21 @@ func (m *Main) startBuckets(ctx context.Context, pub *bus.Publisher, dl *bus.Dea
 		})
 	})
 	return nil
+}
+
+// exitReport adapts the journeys' exit check to the ingest answer.
+type exitReport struct{ c *journeys.ExitChecker }
+
+func (r exitReport) Exits(ctx context.Context, e *streams.Event) ([]ingest.Exit, error) {
+	exits, err := r.c.Exits(ctx, e)
+	if err != nil || exits == nil {
+		return nil, err
+	}
+	out := make([]ingest.Exit, len(exits))
+	for i, x := range exits {
+		out[i] = ingest.Exit{JourneyID: x.JourneyID, StateID: x.StateID, Exited: x.Exited}
+	}
+	return out, nil
 }
 
 // bindReactions turns reactions into journeys. A reaction names a defined

@@ -153,3 +153,61 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		t.Errorf("%d messages in the outbox, want still 1", len(got))
 	}
 }
+
+// Spec 10 scenario 29 through the API: a journey with exitOn purchased is
+// sleeping; POST /v1/events purchased answers exits [{exited: true}] and
+// the state becomes exited; an event that matches no exitOn reports the
+// state with exited false.
+func TestExitReportedByIngest(t *testing.T) {
+	t.Parallel()
+	trial := journey.MustDefine(journey.Meta{ID: "e2e-trial", Name: "E2E trial", EntryLimit: journey.Once,
+		Trigger: journey.OnEvent("trial_started"), ExitOn: []journey.Exit{{Event: "purchased"}}},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(72 * time.Hour)
+			return ctx.SendEmail(journey.Email{Template: "trial-ending"})
+		})
+	_, admin := startMainWith(t, testConfig(t), withJourneys(trial))
+	ctx := ctxT(t)
+	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "trial_started", UserID: "x-1", Email: "x1@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var states struct {
+		States []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"states"`
+	}
+	eventually(t, 10*time.Second, func() bool {
+		if err := admin.Do(ctx, http.MethodGet, "/v1/admin/journeys/e2e-trial/states?userId=x-1", nil, &states); err != nil {
+			t.Fatal(err)
+		}
+		return len(states.States) == 1 && states.States[0].Status == "waiting"
+	}, func() string { return "a waiting state" })
+	type answer struct {
+		Stored bool `json:"stored"`
+		Exits  []struct {
+			JourneyID string `json:"journeyId"`
+			StateID   string `json:"stateId"`
+			Exited    bool   `json:"exited"`
+		} `json:"exits"`
+	}
+	var a answer
+	if err := admin.Do(ctx, http.MethodPost, "/v1/events", map[string]any{"name": "page_view", "userId": "x-1"}, &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Exits) != 1 || a.Exits[0].Exited || a.Exits[0].StateID != states.States[0].ID {
+		t.Errorf("page_view answer %+v, want the state checked and not exited", a)
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/v1/events", map[string]any{"name": "purchased", "userId": "x-1"}, &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Exits) != 1 || !a.Exits[0].Exited || a.Exits[0].JourneyID != "e2e-trial" {
+		t.Errorf("purchased answer %+v, want exited", a)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		if err := admin.Do(ctx, http.MethodGet, "/v1/admin/journeys/e2e-trial/states?userId=x-1", nil, &states); err != nil {
+			t.Fatal(err)
+		}
+		return states.States[0].Status == "exited"
+	}, func() string { return "the state exited" })
+}
