@@ -211,3 +211,44 @@ func TestExitReportedByIngest(t *testing.T) {
 		return states.States[0].Status == "exited"
 	}, func() string { return "the state exited" })
 }
+
+// The engagement loop: a journey sends, waits for email.opened, and the
+// open pixel of the email it sent resumes it.
+func TestJourneyWaitsForOpen(t *testing.T) {
+	t.Parallel()
+	opened := journey.MustDefine(journey.Meta{ID: "e2e-open", Name: "E2E open", EntryLimit: journey.Once, Trigger: journey.OnEvent("signup")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			if err := ctx.SendEmail(journey.Email{Template: "welcome"}); err != nil {
+				return err
+			}
+			w, err := ctx.WaitForEvent("email.opened", time.Hour)
+			if err != nil || w.TimedOut {
+				return err
+			}
+			return ctx.SendEmail(journey.Email{Template: "nudge", Subject: "Thanks for reading"})
+		})
+	m, admin := startMainWith(t, testConfig(t), withJourneys(opened))
+	ctx := ctxT(t)
+	if _, err := admin.SendEvent(ctx, apiclient.Event{Name: "signup", UserID: "op-1", Email: "op@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var sent []outboxMessage
+	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 1 }, func() string { return "the welcome email" })
+	i := strings.Index(sent[0].HTML, "/v1/t/o/")
+	if i < 0 {
+		t.Fatal("no open pixel")
+	}
+	pixel := m.URL() + sent[0].HTML[i:i+len("/v1/t/o/")+36]
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pixel, nil)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Thunderbird/128.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	eventually(t, 10*time.Second, func() bool { sent = outbox(t, admin); return len(sent) == 2 },
+		func() string { return "the email sent after the open" })
+	if sent[0].Subject != "Thanks for reading" {
+		t.Errorf("second email %q", sent[0].Subject)
+	}
+}
