@@ -30,6 +30,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/apikey"
 	"github.com/seed-eeb360f6/hogsend/services/bucketapi"
 	"github.com/seed-eeb360f6/hogsend/services/contactapi"
+	"github.com/seed-eeb360f6/hogsend/services/emailapi"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
 	"github.com/seed-eeb360f6/hogsend/services/journeyapi"
@@ -545,7 +546,9 @@ func (m *Main) apiRoutes(router *httpapi.Router, keys *apikey.Store, ing *ingest
 	admin.NewDLQ(dl).Routes(router, keys)
 	bucketapi.New(m.pool, m.registry).Routes(router, keys)
 	journeyapi.New(m.pool, m.journeys, ing).Routes(router, keys)
-	mailer.NewAPI(m.pool, m.tpls, pub, m.nc, mailer.APIOptions{}).Routes(router, keys)
+	emailAPI := mailer.NewAPI(m.pool, m.tpls, pub, m.nc, mailer.APIOptions{})
+	emailAPI.Routes(router, keys)
+	emailapi.New(m.pool, emailAPI).Routes(router, keys)
 	m.mailer.TrackingRoutes(router)
 	m.mailer.WebhookRoutes(router, m.Config.ResendWebhookSecret, deliverability{store: m.prefStore})
 	m.prefs.Routes(router, keys)
