@@ -30,7 +30,7 @@ func TestSendEmailAPI(t *testing.T) {
 	_, err = post(ingest, map[string]any{"to": "not-an-address", "template": "welcome"})
 	wantAPIError(t, err, http.StatusBadRequest, "invalid_request", "to")
 	// A contact with no email cannot be mailed by userId.
-	if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "signup", UserID: "no-mail"}); err != nil {
+	if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "registered", UserID: "no-mail"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { return len(eventsOf(t, admin, "no-mail")) == 1 }, func() string { return "the contact" })
@@ -44,7 +44,7 @@ func TestSendEmailAPI(t *testing.T) {
 
 	// Suppress an address through the admin preferences route of its
 	// contact, then send to it both ways.
-	if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "signup", UserID: "sup", Email: "sup@example.com"}); err != nil {
+	if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "registered", UserID: "sup", Email: "sup@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { return len(eventsOf(t, admin, "sup")) == 1 }, func() string { return "the contact" })
