@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -191,7 +192,13 @@ func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
 		return bus.Permanent(fmt.Errorf("decode email command: %w", err))
 	}
 	res, err := m.Send(ctx, &cmd)
-	m.announce(&cmd, res, err, msg.NumDelivered)
+	return m.outcome(ctx, &cmd, res, err, msg.NumDelivered)
+}
+
+// outcome announces how a command ended and classifies its error for the
+// consumer (Handle and HandleBatch alike).
+func (m *Mailer) outcome(ctx context.Context, cmd *streams.EmailCommand, res Result, err error, delivered uint64) error {
+	m.announce(cmd, res, err, delivered)
 	switch {
 	case err == nil, errors.Is(err, ErrSendFailed):
 		return nil // sent, withheld, capped, or failed for good (the row says so)
@@ -203,7 +210,7 @@ func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
 		return bus.RetryAfter(err, max(time.Until(busy.Until), 0)+time.Second)
 	}
 	switch {
-	case msg.NumDelivered >= uint64(m.cfg.MaxDeliver) && cmd.IdempotencyKey != "":
+	case delivered >= uint64(m.cfg.MaxDeliver) && cmd.IdempotencyKey != "":
 		// The last attempt: the row must not stay queued for ever.
 		q := dbsqlc.New(m.pool)
 		if row, rerr := q.MailerSendByKey(ctx, &cmd.IdempotencyKey); rerr == nil && row.Status == "queued" {
@@ -299,9 +306,15 @@ func (m *Mailer) Send(ctx context.Context, cmd *streams.EmailCommand) (Result, e
 		}
 	}
 	row, err := q.MailerSendInsert(ctx, p)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "email_sends_pkey" {
+		// The derived id names an earlier send of this command that failed
+		// for good and released its key: this is a real re-send, in a row
+		// of its own.
+		p.ID = uuid.Must(uuid.NewV7())
+		row, err = q.MailerSendInsert(ctx, p)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		// A concurrent twin holds the key (or the derived id): its row is
-		// the send.
+		// A concurrent twin holds the key: its row is the send.
 		if row, err = q.MailerSendByKey(ctx, &key); err != nil {
 			return Result{}, fmt.Errorf("read the send holding key %q: %w", key, err)
 		}
@@ -364,25 +377,8 @@ func (m *Mailer) withhold(ctx context.Context, q *dbsqlc.Queries, cmd *streams.E
 
 // capped applies the frequency cap to the given category (spec 20 §1.4).
 func (m *Mailer) capped(ctx context.Context, q *dbsqlc.Queries, to, category string, now time.Time) (bool, error) {
-	fc := m.cfg.FrequencyCap
-	if fc == nil {
-		return false, nil
-	}
-	exempt := fc.Exempt
-	if exempt == nil {
-		exempt = []string{"transactional"}
-	}
-	for _, c := range exempt {
-		if category != "" && c == category {
-			return false, nil
-		}
-	}
-	limit, window := fc.Count, fc.Window
-	var only *string
-	if c, ok := fc.ByCategory[category]; ok && category != "" {
-		limit, window, only = c.Count, c.Window, &category
-	}
-	if limit <= 0 || window <= 0 {
+	limit, window, only, ok := m.capScope(category)
+	if !ok {
 		return false, nil
 	}
 	n, err := q.MailerCapCount(ctx, dbsqlc.MailerCapCountParams{ToEmail: to, Since: now.Add(-window), Category: only})
@@ -390,6 +386,33 @@ func (m *Mailer) capped(ctx context.Context, q *dbsqlc.Queries, to, category str
 		return false, fmt.Errorf("frequency cap: %w", err)
 	}
 	return n >= int64(limit), nil
+}
+
+// capScope is the frequency cap of a send in category: at most limit sends
+// in window, counting only the category when only is set. ok is false when
+// the send is not capped.
+func (m *Mailer) capScope(category string) (limit int, window time.Duration, only *string, ok bool) {
+	fc := m.cfg.FrequencyCap
+	if fc == nil {
+		return 0, 0, nil, false
+	}
+	exempt := fc.Exempt
+	if exempt == nil {
+		exempt = []string{"transactional"}
+	}
+	for _, c := range exempt {
+		if category != "" && c == category {
+			return 0, 0, nil, false
+		}
+	}
+	limit, window = fc.Count, fc.Window
+	if c, ok := fc.ByCategory[category]; ok && category != "" {
+		limit, window, only = c.Count, c.Window, &category
+	}
+	if limit <= 0 || window <= 0 {
+		return 0, 0, nil, false
+	}
+	return limit, window, only, true
 }
 
 // leaseFor bounds one delivery attempt (the provider client's own retries
@@ -431,10 +454,64 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 			_ = q.MailerSendRelease(context.WithoutCancel(ctx), row.ID)
 		}
 	}()
+	c, err := m.compose(cmd, row)
+	if err != nil {
+		var ce *composeError
+		if errors.As(err, &ce) {
+			return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, ce.reason, ce.err)
+		}
+		return Result{}, err
+	}
+	if len(c.linkIDs) > 0 {
+		if err := q.MailerTrackedLinksInsert(ctx, dbsqlc.MailerTrackedLinksInsertParams{Ids: c.linkIDs, EmailSendID: row.ID, Urls: c.urls, At: m.now().UTC()}); err != nil {
+			return Result{}, fmt.Errorf("store tracked links: %w", err)
+		}
+	}
+	sent, err := m.provider.Send(ctx, c.msg)
+	if err != nil {
+		if provider.Retryable(err) {
+			return Result{}, fmt.Errorf("send %s: %w", row.ID, err)
+		}
+		return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "provider", err)
+	}
+	var resendID *string
+	if sent.ID != "" {
+		resendID = &sent.ID
+	}
+	at, name := m.now().UTC(), m.provider.Name()
+	if _, err := q.MailerSendMarkSent(ctx, dbsqlc.MailerSendMarkSentParams{At: &at, ResendID: resendID, Provider: &name, ID: row.ID}); err != nil {
+		return Result{}, fmt.Errorf("mark %s sent: %w", row.ID, err)
+	}
+	m.metrics.sends.WithLabelValues(StatusSent, m.provider.Name()).Inc()
+	return Result{EmailSendID: row.ID.String(), ResendID: sent.ID, Status: StatusSent}, nil
+}
+
+// composed is a send ready for the provider: its message and the tracked
+// links the message carries (stored before the provider call).
+type composed struct {
+	msg     provider.Message
+	linkIDs []uuid.UUID
+	urls    []string
+}
+
+// composeError is a send that cannot be rendered: it fails for good with
+// reason (template or render).
+type composeError struct {
+	reason string
+	err    error
+}
+
+func (e *composeError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *composeError) Unwrap() error { return e.err }
+
+// compose renders cmd onto row with its unsubscribe links and tracking. Its
+// error is an errcode invalid error (props that are not an object) or a
+// *composeError.
+func (m *Mailer) compose(cmd *streams.EmailCommand, row dbsqlc.EmailSend) (composed, error) {
 	props := map[string]any{}
 	if len(cmd.Props) > 0 {
 		if err := json.Unmarshal(cmd.Props, &props); err != nil {
-			return Result{}, errcode.Invalid("props: must be a JSON object")
+			return composed{}, errcode.Invalid("props: must be a JSON object")
 		}
 	}
 	category := deref(row.Category)
@@ -465,58 +542,35 @@ func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbs
 	r, err := m.templates.Render(cmd.Template, props, opts)
 	if err != nil {
 		if errors.Is(err, templates.ErrUnknownTemplate) {
-			return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "template", err)
+			return composed{}, &composeError{reason: "template", err: err}
 		}
-		return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "render", err)
+		return composed{}, &composeError{reason: "render", err: err}
 	}
 	subject := row.Subject
 	if subject == "" {
 		subject = r.Subject
 	}
+	var c composed
 	html := r.HTML
-	now := m.now().UTC()
 	if !m.cfg.DisableTracking && m.cfg.PublicURL != "" {
-		var ids []uuid.UUID
-		var urls []string
 		html, _ = templates.Track(r.HTML, func(_ int, orig string) string {
 			// The link id derives from the send and the URL, so a retried
 			// delivery renders the same links onto the same rows.
 			id := uuid.NewSHA1(row.ID, []byte(orig))
-			ids = append(ids, id)
-			urls = append(urls, orig)
+			c.linkIDs = append(c.linkIDs, id)
+			c.urls = append(c.urls, orig)
 			return m.cfg.PublicURL + "/v1/t/c/" + id.String()
 		}, m.cfg.PublicURL+"/v1/t/o/"+row.ID.String())
-		if len(ids) > 0 {
-			if err := q.MailerTrackedLinksInsert(ctx, dbsqlc.MailerTrackedLinksInsertParams{Ids: ids, EmailSendID: row.ID, Urls: urls, At: now}); err != nil {
-				return Result{}, fmt.Errorf("store tracked links: %w", err)
-			}
-		}
 	}
-	msg := provider.Message{
+	c.msg = provider.Message{
 		From: row.FromEmail, To: []string{row.ToEmail}, ReplyTo: cmd.ReplyTo, Subject: subject, HTML: html, Text: r.Text,
 		Headers: headers, IdempotencyKey: row.ID.String(),
 		Tags: []provider.Tag{{Name: "templateKey", Value: tagValue(cmd.Template)}},
 	}
 	if cmd.JourneyID != "" {
-		msg.Tags = append(msg.Tags, provider.Tag{Name: "journeyId", Value: tagValue(cmd.JourneyID)})
+		c.msg.Tags = append(c.msg.Tags, provider.Tag{Name: "journeyId", Value: tagValue(cmd.JourneyID)})
 	}
-	sent, err := m.provider.Send(ctx, msg)
-	if err != nil {
-		if provider.Retryable(err) {
-			return Result{}, fmt.Errorf("send %s: %w", row.ID, err)
-		}
-		return Result{EmailSendID: row.ID.String(), Status: StatusFailed}, m.fail(ctx, q, row, "provider", err)
-	}
-	var resendID *string
-	if sent.ID != "" {
-		resendID = &sent.ID
-	}
-	at, name := m.now().UTC(), m.provider.Name()
-	if _, err := q.MailerSendMarkSent(ctx, dbsqlc.MailerSendMarkSentParams{At: &at, ResendID: resendID, Provider: &name, ID: row.ID}); err != nil {
-		return Result{}, fmt.Errorf("mark %s sent: %w", row.ID, err)
-	}
-	m.metrics.sends.WithLabelValues(StatusSent, m.provider.Name()).Inc()
-	return Result{EmailSendID: row.ID.String(), ResendID: sent.ID, Status: StatusSent}, nil
+	return c, nil
 }
 
 // fail marks the row failed, releasing its key, and returns a permanent

@@ -34,12 +34,17 @@ type countingProvider struct {
 	next  provider.Provider
 	calls atomic.Int64
 	lose  atomic.Int64
+	// fail refuses every message for good (a 422).
+	fail atomic.Bool
 }
 
 func (p *countingProvider) Name() string { return p.next.Name() }
 
 func (p *countingProvider) Send(ctx context.Context, m provider.Message) (provider.Sent, error) {
 	p.calls.Add(1)
+	if p.fail.Load() {
+		return provider.Sent{}, &provider.Error{StatusCode: 422, Err: errors.New("invalid from address")}
+	}
 	s, err := p.next.Send(ctx, m)
 	if err == nil && p.lose.Add(-1) >= 0 {
 		return provider.Sent{}, &provider.Error{Retryable: true, Err: errors.New("connection reset before the answer")}
@@ -390,4 +395,28 @@ func eventsOn(t *testing.T, js jetstream.JetStream) []streams.Event {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return out
+}
+
+// A send that failed for good released its key: the same command sent
+// again really re-sends, in a second row (spec 20 scenario 6).
+func TestFailedSendCanBeRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, mailer.Config{}, nil)
+	ctx := context.Background()
+	cmd := journeyCommand("api:retry-me", "ada@example.com")
+	f.prov.fail.Store(true)
+	if _, err := f.m.Send(ctx, cmd); !errors.Is(err, mailer.ErrSendFailed) {
+		t.Fatalf("first attempt: %v, want a failed send", err)
+	}
+	f.prov.fail.Store(false)
+	res, err := f.m.Send(ctx, cmd)
+	if err != nil || res.Status != mailer.StatusSent {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if n := f.count(t, `SELECT count(*) FROM email_sends`); n != 2 {
+		t.Errorf("%d rows, want the failed one and the sent one", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM email_sends WHERE idempotency_key = $1 AND status = 'sent'`, cmd.IdempotencyKey); n != 1 {
+		t.Errorf("the key is held by %d sent rows, want 1", n)
+	}
 }

@@ -12,6 +12,75 @@ import (
 	"github.com/google/uuid"
 )
 
+const devOutboxIDsByKeys = `-- name: DevOutboxIDsByKeys :many
+SELECT d.send_key, d.id FROM unnest($1::text[]) AS k(v) JOIN dev_outbox d ON d.send_key = k.v
+`
+
+type DevOutboxIDsByKeysRow struct {
+	SendKey string
+	ID      uuid.UUID
+}
+
+func (q *Queries) DevOutboxIDsByKeys(ctx context.Context, sendKeys []string) ([]DevOutboxIDsByKeysRow, error) {
+	rows, err := q.db.Query(ctx, devOutboxIDsByKeys, sendKeys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DevOutboxIDsByKeysRow{}
+	for rows.Next() {
+		var i DevOutboxIDsByKeysRow
+		if err := rows.Scan(&i.SendKey, &i.ID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const devOutboxInsertBatch = `-- name: DevOutboxInsertBatch :exec
+INSERT INTO dev_outbox (id, send_key, from_email, to_emails, subject, headers, html, text, created_at)
+SELECT u.id, u.send_key, u.from_email, ARRAY(SELECT jsonb_array_elements_text(u.to_emails)), u.subject, u.headers,
+       u.html, u.text, $1
+FROM (SELECT unnest($2::text[])::uuid AS id, unnest($3::text[]) AS send_key,
+             unnest($4::text[]) AS from_email, unnest($5::text[])::jsonb AS to_emails,
+             unnest($6::text[]) AS subject, unnest($7::text[])::jsonb AS headers,
+             unnest($8::text[]) AS html, unnest($9::text[]) AS text) u
+ON CONFLICT (send_key) DO NOTHING
+`
+
+type DevOutboxInsertBatchParams struct {
+	CreatedAt  time.Time
+	Ids        []string
+	SendKeys   []string
+	FromEmails []string
+	ToEmails   []string
+	Subjects   []string
+	Headers    []string
+	Htmls      []string
+	Texts      []string
+}
+
+// DevOutboxInsert for many messages (devoutbox SendBatch); to_emails and
+// headers go in as JSON.
+func (q *Queries) DevOutboxInsertBatch(ctx context.Context, arg DevOutboxInsertBatchParams) error {
+	_, err := q.db.Exec(ctx, devOutboxInsertBatch,
+		arg.CreatedAt,
+		arg.Ids,
+		arg.SendKeys,
+		arg.FromEmails,
+		arg.ToEmails,
+		arg.Subjects,
+		arg.Headers,
+		arg.Htmls,
+		arg.Texts,
+	)
+	return err
+}
+
 const mailerCapCount = `-- name: MailerCapCount :one
 SELECT count(*) FROM email_sends
 WHERE lower(to_email) = lower($1) AND created_at >= $2 AND status <> 'failed'
@@ -31,6 +100,49 @@ func (q *Queries) MailerCapCount(ctx context.Context, arg MailerCapCountParams) 
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const mailerCapCounts = `-- name: MailerCapCounts :many
+SELECT u.i::int AS i,
+       (SELECT count(*) FROM email_sends e
+        WHERE lower(e.to_email) = lower(u.to_email) AND e.created_at >= u.since AND e.status <> 'failed'
+          AND (u.category = '' OR e.category = u.category))::bigint AS n
+FROM (SELECT unnest($1::text[]) AS to_email, unnest($2::timestamptz[]) AS since,
+             unnest($3::text[]) AS category,
+             generate_series(0, cardinality($1::text[]) - 1) AS i) u
+`
+
+type MailerCapCountsParams struct {
+	ToEmails   []string
+	Sinces     []time.Time
+	Categories []string
+}
+
+type MailerCapCountsRow struct {
+	I int32
+	N int64
+}
+
+// MailerCapCount for many (recipient, since, category) triples; an empty
+// category counts every category. i is the triple's index.
+func (q *Queries) MailerCapCounts(ctx context.Context, arg MailerCapCountsParams) ([]MailerCapCountsRow, error) {
+	rows, err := q.db.Query(ctx, mailerCapCounts, arg.ToEmails, arg.Sinces, arg.Categories)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MailerCapCountsRow{}
+	for rows.Next() {
+		var i MailerCapCountsRow
+		if err := rows.Scan(&i.I, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const mailerClick = `-- name: MailerClick :one
@@ -352,6 +464,40 @@ func (q *Queries) MailerSendClaim(ctx context.Context, arg MailerSendClaimParams
 	return id, err
 }
 
+const mailerSendClaimBatch = `-- name: MailerSendClaimBatch :many
+UPDATE email_sends e SET lease_until = $1
+FROM unnest($3::text[]) AS k(v)
+WHERE e.id = k.v::uuid AND e.status = 'queued' AND (e.lease_until IS NULL OR e.lease_until < $2)
+RETURNING e.id
+`
+
+type MailerSendClaimBatchParams struct {
+	Until *time.Time
+	Now   *time.Time
+	Ids   []string
+}
+
+// MailerSendClaim for many sends: the ids claimed.
+func (q *Queries) MailerSendClaimBatch(ctx context.Context, arg MailerSendClaimBatchParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, mailerSendClaimBatch, arg.Until, arg.Now, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const mailerSendGet = `-- name: MailerSendGet :one
 SELECT id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at FROM email_sends WHERE id = $1
 `
@@ -472,6 +618,115 @@ func (q *Queries) MailerSendInsert(ctx context.Context, arg MailerSendInsertPara
 	return i, err
 }
 
+const mailerSendInsertBatch = `-- name: MailerSendInsertBatch :many
+INSERT INTO email_sends (id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key,
+                         from_email, to_email, subject, category, status, reason, provider, lease_until, created_at, updated_at)
+SELECT u.id, u.idempotency_key, u.journey_state_id, u.user_id, u.to_email, u.contact_id, u.template_key,
+       u.from_email, u.to_email, u.subject, u.category, u.status, u.reason, $1::text,
+       CASE WHEN u.status = 'queued' THEN $2::timestamptz END, $3::timestamptz, $3::timestamptz
+FROM (SELECT unnest($4::text[])::uuid AS id,
+             nullif(unnest($5::text[]), '') AS idempotency_key,
+             nullif(unnest($6::text[]), '')::uuid AS journey_state_id,
+             nullif(unnest($7::text[]), '') AS user_id,
+             nullif(unnest($8::text[]), '')::uuid AS contact_id,
+             unnest($9::text[]) AS template_key,
+             unnest($10::text[]) AS from_email,
+             unnest($11::text[]) AS to_email,
+             unnest($12::text[]) AS subject,
+             nullif(unnest($13::text[]), '') AS category,
+             unnest($14::text[]) AS status,
+             nullif(unnest($15::text[]), '') AS reason) u
+ON CONFLICT DO NOTHING
+RETURNING id, idempotency_key, journey_state_id, user_id, user_email, contact_id, template_key, from_email, to_email, subject, category, status, reason, error_message, provider, resend_id, click_count, lease_until, sent_at, delivered_at, opened_at, clicked_at, bounced_at, complained_at, bounce_type, bounce_reason, created_at, updated_at
+`
+
+type MailerSendInsertBatchParams struct {
+	Provider        string
+	LeaseUntil      time.Time
+	At              time.Time
+	Ids             []string
+	IdempotencyKeys []string
+	JourneyStateIds []string
+	UserIds         []string
+	ContactIds      []string
+	TemplateKeys    []string
+	FromEmails      []string
+	ToEmails        []string
+	Subjects        []string
+	Categories      []string
+	Statuses        []string
+	Reasons         []string
+}
+
+// Queued sends holding their keys, leased until @lease_until by the batch
+// that inserts them, and withheld sends ('failed', no key, no lease).
+// Empty strings stand for NULL. A row whose key or id is taken is skipped
+// (not returned): the caller reads the row holding it.
+func (q *Queries) MailerSendInsertBatch(ctx context.Context, arg MailerSendInsertBatchParams) ([]EmailSend, error) {
+	rows, err := q.db.Query(ctx, mailerSendInsertBatch,
+		arg.Provider,
+		arg.LeaseUntil,
+		arg.At,
+		arg.Ids,
+		arg.IdempotencyKeys,
+		arg.JourneyStateIds,
+		arg.UserIds,
+		arg.ContactIds,
+		arg.TemplateKeys,
+		arg.FromEmails,
+		arg.ToEmails,
+		arg.Subjects,
+		arg.Categories,
+		arg.Statuses,
+		arg.Reasons,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EmailSend{}
+	for rows.Next() {
+		var i EmailSend
+		if err := rows.Scan(
+			&i.ID,
+			&i.IdempotencyKey,
+			&i.JourneyStateID,
+			&i.UserID,
+			&i.UserEmail,
+			&i.ContactID,
+			&i.TemplateKey,
+			&i.FromEmail,
+			&i.ToEmail,
+			&i.Subject,
+			&i.Category,
+			&i.Status,
+			&i.Reason,
+			&i.ErrorMessage,
+			&i.Provider,
+			&i.ResendID,
+			&i.ClickCount,
+			&i.LeaseUntil,
+			&i.SentAt,
+			&i.DeliveredAt,
+			&i.OpenedAt,
+			&i.ClickedAt,
+			&i.BouncedAt,
+			&i.ComplainedAt,
+			&i.BounceType,
+			&i.BounceReason,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const mailerSendLease = `-- name: MailerSendLease :one
 SELECT status, lease_until FROM email_sends WHERE id = $1
 `
@@ -486,6 +741,36 @@ func (q *Queries) MailerSendLease(ctx context.Context, id uuid.UUID) (MailerSend
 	var i MailerSendLeaseRow
 	err := row.Scan(&i.Status, &i.LeaseUntil)
 	return i, err
+}
+
+const mailerSendLeases = `-- name: MailerSendLeases :many
+SELECT e.id, e.status, e.lease_until FROM unnest($1::text[]) AS k(v) JOIN email_sends e ON e.id = k.v::uuid
+`
+
+type MailerSendLeasesRow struct {
+	ID         uuid.UUID
+	Status     string
+	LeaseUntil *time.Time
+}
+
+func (q *Queries) MailerSendLeases(ctx context.Context, ids []string) ([]MailerSendLeasesRow, error) {
+	rows, err := q.db.Query(ctx, mailerSendLeases, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MailerSendLeasesRow{}
+	for rows.Next() {
+		var i MailerSendLeasesRow
+		if err := rows.Scan(&i.ID, &i.Status, &i.LeaseUntil); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const mailerSendMarkFailed = `-- name: MailerSendMarkFailed :execrows
@@ -540,6 +825,34 @@ func (q *Queries) MailerSendMarkSent(ctx context.Context, arg MailerSendMarkSent
 	return result.RowsAffected(), nil
 }
 
+const mailerSendMarkSentBatch = `-- name: MailerSendMarkSentBatch :execrows
+UPDATE email_sends e SET status = 'sent', sent_at = $1::timestamptz, resend_id = u.resend_id, provider = $2::text,
+                         updated_at = $1::timestamptz
+FROM (SELECT unnest($3::text[])::uuid AS id, nullif(unnest($4::text[]), '') AS resend_id) u
+WHERE e.id = u.id AND e.status = 'queued'
+`
+
+type MailerSendMarkSentBatchParams struct {
+	At        time.Time
+	Provider  string
+	Ids       []string
+	ResendIds []string
+}
+
+// MailerSendMarkSent for many sends; an empty resend id is NULL.
+func (q *Queries) MailerSendMarkSentBatch(ctx context.Context, arg MailerSendMarkSentBatchParams) (int64, error) {
+	result, err := q.db.Exec(ctx, mailerSendMarkSentBatch,
+		arg.At,
+		arg.Provider,
+		arg.Ids,
+		arg.ResendIds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const mailerSendRelease = `-- name: MailerSendRelease :exec
 UPDATE email_sends SET lease_until = NULL WHERE id = $1 AND status = 'queued'
 `
@@ -547,6 +860,75 @@ UPDATE email_sends SET lease_until = NULL WHERE id = $1 AND status = 'queued'
 func (q *Queries) MailerSendRelease(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, mailerSendRelease, id)
 	return err
+}
+
+const mailerSendReleaseBatch = `-- name: MailerSendReleaseBatch :exec
+UPDATE email_sends e SET lease_until = NULL
+FROM unnest($1::text[]) AS k(v)
+WHERE e.id = k.v::uuid AND e.status = 'queued'
+`
+
+func (q *Queries) MailerSendReleaseBatch(ctx context.Context, ids []string) error {
+	_, err := q.db.Exec(ctx, mailerSendReleaseBatch, ids)
+	return err
+}
+
+const mailerSendsByKeys = `-- name: MailerSendsByKeys :many
+
+SELECT e.id, e.idempotency_key, e.journey_state_id, e.user_id, e.user_email, e.contact_id, e.template_key, e.from_email, e.to_email, e.subject, e.category, e.status, e.reason, e.error_message, e.provider, e.resend_id, e.click_count, e.lease_until, e.sent_at, e.delivered_at, e.opened_at, e.clicked_at, e.bounced_at, e.complained_at, e.bounce_type, e.bounce_reason, e.created_at, e.updated_at FROM unnest($1::text[]) AS k(v) JOIN email_sends e ON e.idempotency_key = k.v
+`
+
+// Batch forms of the send algorithm, for Mailer.HandleBatch (one statement
+// per step of a batch of commands). Arrays go in as text (uuids included:
+// pgx encodes text arrays without reflection) and keys are joined from
+// unnest rather than matched with = ANY (see contacts.sql).
+func (q *Queries) MailerSendsByKeys(ctx context.Context, keys []string) ([]EmailSend, error) {
+	rows, err := q.db.Query(ctx, mailerSendsByKeys, keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EmailSend{}
+	for rows.Next() {
+		var i EmailSend
+		if err := rows.Scan(
+			&i.ID,
+			&i.IdempotencyKey,
+			&i.JourneyStateID,
+			&i.UserID,
+			&i.UserEmail,
+			&i.ContactID,
+			&i.TemplateKey,
+			&i.FromEmail,
+			&i.ToEmail,
+			&i.Subject,
+			&i.Category,
+			&i.Status,
+			&i.Reason,
+			&i.ErrorMessage,
+			&i.Provider,
+			&i.ResendID,
+			&i.ClickCount,
+			&i.LeaseUntil,
+			&i.SentAt,
+			&i.DeliveredAt,
+			&i.OpenedAt,
+			&i.ClickedAt,
+			&i.BouncedAt,
+			&i.ComplainedAt,
+			&i.BounceType,
+			&i.BounceReason,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const mailerTrackedLinksInsert = `-- name: MailerTrackedLinksInsert :exec
@@ -570,4 +952,73 @@ func (q *Queries) MailerTrackedLinksInsert(ctx context.Context, arg MailerTracke
 		arg.At,
 	)
 	return err
+}
+
+const mailerTrackedLinksInsertBatch = `-- name: MailerTrackedLinksInsertBatch :exec
+INSERT INTO tracked_links (id, email_send_id, url, created_at)
+SELECT unnest($1::text[])::uuid, unnest($2::text[])::uuid, unnest($3::text[]), $4
+ON CONFLICT (id) DO NOTHING
+`
+
+type MailerTrackedLinksInsertBatchParams struct {
+	Ids          []string
+	EmailSendIds []string
+	Urls         []string
+	At           time.Time
+}
+
+func (q *Queries) MailerTrackedLinksInsertBatch(ctx context.Context, arg MailerTrackedLinksInsertBatchParams) error {
+	_, err := q.db.Exec(ctx, mailerTrackedLinksInsertBatch,
+		arg.Ids,
+		arg.EmailSendIds,
+		arg.Urls,
+		arg.At,
+	)
+	return err
+}
+
+const prefListByEmails = `-- name: PrefListByEmails :many
+SELECT k.v::text AS match_email, p.id, p.user_id, p.email, p.unsubscribed_all, p.suppressed, p.bounce_count, p.categories, p.suppressed_at, p.last_bounce_at, p.created_at, p.updated_at FROM unnest($1::text[]) AS k(v)
+JOIN email_preferences p ON lower(p.email) = k.v
+`
+
+type PrefListByEmailsRow struct {
+	MatchEmail      string
+	EmailPreference EmailPreference
+}
+
+// The batch form of PrefListByEmail (services/preferences CheckBatch, the
+// mailer's batch suppression check): every row of each normalised address,
+// with the address it matched.
+func (q *Queries) PrefListByEmails(ctx context.Context, emails []string) ([]PrefListByEmailsRow, error) {
+	rows, err := q.db.Query(ctx, prefListByEmails, emails)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PrefListByEmailsRow{}
+	for rows.Next() {
+		var i PrefListByEmailsRow
+		if err := rows.Scan(
+			&i.MatchEmail,
+			&i.EmailPreference.ID,
+			&i.EmailPreference.UserID,
+			&i.EmailPreference.Email,
+			&i.EmailPreference.UnsubscribedAll,
+			&i.EmailPreference.Suppressed,
+			&i.EmailPreference.BounceCount,
+			&i.EmailPreference.Categories,
+			&i.EmailPreference.SuppressedAt,
+			&i.EmailPreference.LastBounceAt,
+			&i.EmailPreference.CreatedAt,
+			&i.EmailPreference.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -85,6 +85,20 @@ func (c *WorkQueueConfig) setDefaults() error {
 	return nil
 }
 
+// consumerConfig is the durable of a work-queue runner.
+func (c *WorkQueueConfig) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       c.Name,
+		FilterSubject: c.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		// The runner counts deliveries and dead-letters; a server-side
+		// limit would leave the message stuck in the stream unseen.
+		MaxDeliver:    -1,
+		MaxAckPending: c.MaxAckPending,
+	}
+}
+
 // RunWorkQueue creates or updates the durable and runs Workers handlers
 // until ctx is cancelled; then it stops pulling, lets the handlers in
 // progress and the messages already buffered finish (within DrainTimeout)
@@ -104,16 +118,7 @@ func RunWorkQueue(ctx context.Context, cfg WorkQueueConfig, h func(ctx context.C
 	if err != nil {
 		return fmt.Errorf("run work queue %s: %w", cfg.Name, err)
 	}
-	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       cfg.Name,
-		FilterSubject: cfg.FilterSubject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		// The runner counts deliveries and dead-letters; a server-side
-		// limit would leave the message stuck in the stream unseen.
-		MaxDeliver:    -1,
-		MaxAckPending: cfg.MaxAckPending,
-	})
+	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.consumerConfig())
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", cfg.Name, err)
 	}
@@ -200,7 +205,11 @@ func (w *worker) handle(ctx context.Context, jm jetstream.Msg) {
 	err = safeCall(func() error { return w.h(ctx, m) })
 	w.metrics.observe(w.cfg.Name, time.Since(start))
 	stop()
+	w.settle(ctx, jm, m, err)
+}
 
+// settle applies the handler's outcome err to jm (see RunWorkQueue).
+func (w *worker) settle(ctx context.Context, jm jetstream.Msg, m Msg, err error) {
 	switch {
 	case err == nil:
 		if aerr := jm.Ack(); aerr != nil {

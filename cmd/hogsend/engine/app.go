@@ -485,8 +485,8 @@ func (m *Main) setupEmail(pub *bus.Publisher) error {
 	return err
 }
 
-// startMailer runs the mailer consumer on EMAILS (many workers, since a
-// send waits on the provider) and the lists consumer on ACTIVITY.
+// startMailer runs the mailer consumer on EMAILS and the lists consumer on
+// ACTIVITY.
 func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 	lists, err := bus.NewPartitioned(bus.PartitionedConfig{
 		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: preferences.ListsConsumer,
@@ -498,10 +498,15 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 	}
 	m.goRun("lists", func() error { return lists.Run(ctx) })
 	m.goRun("mailer", func() error {
-		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
-			JetStream: m.js, Stream: streams.StreamEmails, Name: mailer.Name, FilterSubject: streams.EmailSendSubject,
-			Workers: 32, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
-		}, m.mailer.Handle)
+		// Batches of up to 100 commands: a few statements and (with a
+		// batch-safe provider) one provider call per batch.
+		return bus.RunWorkQueueBatch(ctx, bus.WorkQueueBatchConfig{
+			WorkQueueConfig: bus.WorkQueueConfig{
+				JetStream: m.js, Stream: streams.StreamEmails, Name: mailer.Name, FilterSubject: streams.EmailSendSubject,
+				Workers: 8, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+			},
+			BatchSize: 100, Linger: 5 * time.Millisecond,
+		}, m.mailer.HandleBatch)
 	})
 	return nil
 }

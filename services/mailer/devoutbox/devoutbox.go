@@ -35,6 +35,10 @@ type Outbox struct {
 // New returns the outbox over pool.
 func New(pool *pgxpool.Pool) *Outbox { return &Outbox{pool: pool, now: time.Now} }
 
+// MessageIdempotent implements provider.MessageIdempotent: a message is
+// stored once per key, whichever call (single or batch) carries it.
+func (o *Outbox) MessageIdempotent() bool { return true }
+
 // Name implements provider.Provider.
 func (o *Outbox) Name() string { return Name }
 
@@ -65,6 +69,70 @@ func (o *Outbox) Send(ctx context.Context, m provider.Message) (provider.Sent, e
 		return provider.Sent{}, &provider.Error{Retryable: true, Err: fmt.Errorf("read the dev outbox: %w", err)}
 	}
 	return provider.Sent{ID: id.String()}, nil
+}
+
+var _ provider.BatchProvider = (*Outbox)(nil)
+
+// SendBatch implements provider.BatchProvider: Send for many messages in
+// two statements. Results are in the order of msgs; a message whose key
+// is stored already (a repeat, or twice in msgs) answers the stored id.
+func (o *Outbox) SendBatch(ctx context.Context, msgs []provider.Message) ([]provider.Sent, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	p := dbsqlc.DevOutboxInsertBatchParams{CreatedAt: o.now().UTC()}
+	keys := make([]string, len(msgs))
+	for i, m := range msgs {
+		keys[i] = m.IdempotencyKey
+		if keys[i] == "" {
+			keys[i] = uuid.Must(uuid.NewV7()).String()
+		}
+		headers := m.Headers
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		h, err := json.Marshal(headers)
+		if err != nil {
+			return nil, &provider.Error{Err: fmt.Errorf("encode headers: %w", err)}
+		}
+		to := m.To
+		if to == nil {
+			to = []string{}
+		}
+		t, err := json.Marshal(to)
+		if err != nil {
+			return nil, &provider.Error{Err: fmt.Errorf("encode recipients: %w", err)}
+		}
+		p.Ids = append(p.Ids, uuid.Must(uuid.NewV7()).String())
+		p.SendKeys = append(p.SendKeys, keys[i])
+		p.FromEmails = append(p.FromEmails, m.From)
+		p.ToEmails = append(p.ToEmails, string(t))
+		p.Subjects = append(p.Subjects, m.Subject)
+		p.Headers = append(p.Headers, string(h))
+		p.Htmls = append(p.Htmls, m.HTML)
+		p.Texts = append(p.Texts, m.Text)
+	}
+	q := dbsqlc.New(o.pool)
+	if err := q.DevOutboxInsertBatch(ctx, p); err != nil {
+		return nil, &provider.Error{Retryable: true, Err: fmt.Errorf("store in the dev outbox: %w", err)}
+	}
+	rows, err := q.DevOutboxIDsByKeys(ctx, keys)
+	if err != nil {
+		return nil, &provider.Error{Retryable: true, Err: fmt.Errorf("read the dev outbox: %w", err)}
+	}
+	ids := make(map[string]uuid.UUID, len(rows))
+	for _, r := range rows {
+		ids[r.SendKey] = r.ID
+	}
+	out := make([]provider.Sent, len(msgs))
+	for i, k := range keys {
+		id, ok := ids[k]
+		if !ok {
+			return nil, &provider.Error{Retryable: true, Err: fmt.Errorf("read the dev outbox: message %q not stored", k)}
+		}
+		out[i] = provider.Sent{ID: id.String()}
+	}
+	return out, nil
 }
 
 // Summary is a stored message in the list.

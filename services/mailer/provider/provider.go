@@ -56,6 +56,27 @@ type BatchProvider interface {
 	SendBatch(ctx context.Context, msgs []Message) ([]Sent, error)
 }
 
+// MessageIdempotent is implemented by batch providers that drop a repeated
+// message by its own IdempotencyKey whichever call carries it, batches
+// included (the dev outbox).
+type MessageIdempotent interface {
+	MessageIdempotent() bool
+}
+
+// SafeBatch returns p as a BatchProvider when batching through it keeps the
+// at-most-once guarantee. The mailer batches only then: Resend's batch
+// endpoint dedupes a whole request by its key, not each message, so a
+// batch grouped differently after a crash could deliver a message twice;
+// such providers get concurrent single calls, each with its own key.
+func SafeBatch(p Provider) (BatchProvider, bool) {
+	bp, ok := p.(BatchProvider)
+	if !ok {
+		return nil, false
+	}
+	mi, ok := p.(MessageIdempotent)
+	return bp, ok && mi.MessageIdempotent()
+}
+
 // Error is a provider failure. Retryable failures (rate limits, 5xx,
 // network) are retried by the mailer with backoff; the others fail the
 // send at once.

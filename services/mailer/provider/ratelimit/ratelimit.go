@@ -51,6 +51,13 @@ type limitedBatch struct {
 	bp provider.BatchProvider
 }
 
+// MessageIdempotent is the wrapped provider's: sub-batches keep each
+// message's key.
+func (l *limitedBatch) MessageIdempotent() bool {
+	mi, ok := l.bp.(provider.MessageIdempotent)
+	return ok && mi.MessageIdempotent()
+}
+
 // SendBatch sends msgs in sub-batches of at most the burst. As with any
 // batch, a failure fails the call; sub-batches before it were delivered.
 func (l *limitedBatch) SendBatch(ctx context.Context, msgs []provider.Message) ([]provider.Sent, error) {

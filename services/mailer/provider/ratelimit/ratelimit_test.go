@@ -159,3 +159,28 @@ func TestNoLimit(t *testing.T) {
 		t.Errorf("perSecond 0 wrapped the provider")
 	}
 }
+
+// A limit keeps a provider's per-message idempotency visible, so the mailer
+// still batches through a limited dev outbox and not through Resend.
+func TestLimitKeepsBatchSafety(t *testing.T) {
+	if _, ok := provider.SafeBatch(ratelimit.Limit(idemBatch{}, 10, 10)); !ok {
+		t.Error("a limited message-idempotent batch provider is not batch-safe")
+	}
+	if _, ok := provider.SafeBatch(ratelimit.Limit(plainBatch{}, 10, 10)); ok {
+		t.Error("a limited batch provider without per-message keys is batch-safe")
+	}
+}
+
+type plainBatch struct{}
+
+func (plainBatch) Name() string { return "plain" }
+func (plainBatch) Send(context.Context, provider.Message) (provider.Sent, error) {
+	return provider.Sent{}, nil
+}
+func (plainBatch) SendBatch(_ context.Context, m []provider.Message) ([]provider.Sent, error) {
+	return make([]provider.Sent, len(m)), nil
+}
+
+type idemBatch struct{ plainBatch }
+
+func (idemBatch) MessageIdempotent() bool { return true }
