@@ -32,6 +32,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/projections/buckets"
 	"github.com/seed-eeb360f6/hogsend/projections/contacts"
 	"github.com/seed-eeb360f6/hogsend/services/condition"
+	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 	"github.com/seed-eeb360f6/hogsend/streams/embedded"
@@ -46,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 100000, "events per throughput run")
 	rate := fs.Int("rate", 2000, "events/s of the latency run")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
-	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, buckets, latency, memory (default all)")
+	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, buckets, latency, memory, journeys (default all)")
 	latencyAPIOnly := fs.Bool("latency-api-only", false, "latency run without the contacts projection (ingest alone)")
 	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the in-process runs to this file")
@@ -115,6 +116,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "| ingest acknowledge | %s | %s | %s |\n", pct(ack, 50), pct(ack, 99), pct(ack, 100))
 		fmt.Fprintf(stdout, "| ingest → ACTIVITY | %s | %s | %s |\n", pct(act, 50), pct(act, 99), pct(act, 100))
 	}
+	if runs("journeys") {
+		if err := b.journeysPart(ctx); err != nil {
+			return fmt.Errorf("journeys: %w", err)
+		}
+	}
 	if *memory && runs("memory") {
 		idle, peak, err := b.memory(ctx)
 		if err != nil {
@@ -136,6 +142,8 @@ type bench struct {
 	// buckets are registered in the runs that start an engine (nil: the
 	// stock examples).
 	buckets []*buckets.Bucket
+	// journeys are registered likewise (nil: the stock examples).
+	journeys []*journey.Journey
 }
 
 func (b *bench) row(name string, perSec, baseline float64) {
@@ -257,7 +265,7 @@ func (b *bench) app(ctx context.Context, services []string) (*Main, func(), erro
 	if err := cfg.finish("", ""); err != nil {
 		return nil, nil, err
 	}
-	m := &Main{Config: cfg, Log: b.log, Dev: true, Stdout: io.Discard, Buckets: b.buckets}
+	m := &Main{Config: cfg, Log: b.log, Dev: true, Stdout: io.Discard, Buckets: b.buckets, Journeys: b.journeys}
 	if err := m.Run(ctx); err != nil {
 		drop()
 		os.RemoveAll(dir)
