@@ -37,6 +37,13 @@ type batch struct {
 	prior   map[pairKey]journey.PriorStates
 	unsub   map[string]bool
 	configs map[string]bool
+	// steps caches the step logs read or written in this transaction, so
+	// a state run twice in a batch (enrolled, then resumed by a later
+	// event) is read once; fresh states have none to read.
+	steps map[uuid.UUID][]dbsqlc.JourneyStep
+	fresh map[uuid.UUID]bool
+	// zones holds contacts.timezone of the batch's enrolling contacts.
+	zones map[uuid.UUID]string
 }
 
 // Apply implements projections.Projector: for each activity, in order,
@@ -59,7 +66,8 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (project
 			keys = append(keys, a.Key)
 		}
 	}
-	b := &batch{s: s, q: q, w: &writes{}, live: map[string][]*live{}, prior: map[pairKey]journey.PriorStates{}, unsub: map[string]bool{}}
+	b := &batch{s: s, q: q, w: &writes{}, live: map[string][]*live{}, prior: map[pairKey]journey.PriorStates{}, unsub: map[string]bool{},
+		steps: map[uuid.UUID][]dbsqlc.JourneyStep{}, fresh: map[uuid.UUID]bool{}, zones: map[uuid.UUID]string{}}
 	if err := b.loadLive(ctx, keys); err != nil {
 		return projections.Output{}, err
 	}
@@ -132,10 +140,16 @@ func enrolling(a *streams.Activity) bool {
 func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error {
 	var p dbsqlc.JourneyPriorStatesParams
 	var keys []string
+	var contacts []uuid.UUID
 	seen := map[pairKey]bool{}
 	for _, a := range acts {
 		if a == nil || !enrolling(a) {
 			continue
+		}
+		if js := b.s.reg.Triggered(a.Event.Name); len(js) > 0 {
+			if id, err := uuid.Parse(a.ContactID); err == nil {
+				contacts = append(contacts, id)
+			}
 		}
 		for _, j := range b.s.reg.Triggered(a.Event.Name) {
 			k := pairKey{a.Key, j.ID()}
@@ -164,6 +178,14 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 	}
 	for _, r := range prefs {
 		b.unsub[r.UserID] = r.UnsubscribedAll
+	}
+	// The snapshot on ACTIVITY does not carry the timezone column.
+	tzs, err := b.q.JourneyContactTimezones(ctx, contacts)
+	if err != nil {
+		return fmt.Errorf("read contact timezones: %w", err)
+	}
+	for _, t := range tzs {
+		b.zones[t.ID] = t.Timezone
 	}
 	b.configs, err = configs(ctx, b.q)
 	return err
@@ -237,28 +259,38 @@ func after(p *dbsqlc.JourneyStep, a *streams.Activity) bool {
 	return p.WaitAfterAt != nil && a.Event.ReceivedAt.After(*p.WaitAfterAt)
 }
 
-// resume resolves l's pending step with res and makes the state active.
+// resume resolves l's pending step with res. The state's status is
+// written once, by the run that follows (waiting again, completed, failed).
 func (b *batch) resume(ctx context.Context, l *live, res json.RawMessage, now time.Time, cause string) error {
-	if err := resolve(ctx, b.q, b.w, &l.row, l.pending, res, now); err != nil {
+	steps, err := b.stepsOf(ctx, l)
+	if err != nil {
 		return err
 	}
+	n := l.pending.Step
+	if int(n) >= len(steps) || steps[n].Step != n {
+		return fmt.Errorf("journey state %s: pending step %d is not in its log", l.row.ID, n)
+	}
+	steps[n].Result, steps[n].ResolvedAt = res, &now
+	b.w.resolve(l.row.ID, n, res, now)
+	b.w.log(l.row.ID, l.row.CurrentNodeID, l.row.CurrentNodeID, "resumed", res, now)
 	l.pending = nil
+	l.row.Status = StatusActive
 	b.s.metrics.resumed.WithLabelValues(l.row.JourneyID, cause).Inc()
 	return nil
 }
 
-// resolve records a blocking step's result and moves its state from
-// waiting to active.
-func resolve(ctx context.Context, q *dbsqlc.Queries, w *writes, st *dbsqlc.JourneyState, p *dbsqlc.JourneyStep, res json.RawMessage, now time.Time) error {
-	if _, err := q.JourneyStepResolve(ctx, dbsqlc.JourneyStepResolveParams{Result: res, At: &now, StateID: p.StateID, Step: p.Step}); err != nil {
-		return fmt.Errorf("resolve journey step: %w", err)
+// stepsOf is l's step log: cached, empty for a state enrolled in this
+// transaction, else read once.
+func (b *batch) stepsOf(ctx context.Context, l *live) ([]dbsqlc.JourneyStep, error) {
+	if steps, ok := b.steps[l.row.ID]; ok || b.fresh[l.row.ID] {
+		return steps, nil
 	}
-	if _, err := q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: st.ID}); err != nil {
-		return fmt.Errorf("resume journey state: %w", err)
+	steps, err := b.q.JourneySteps(ctx, l.row.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read journey steps: %w", err)
 	}
-	w.log(st.ID, st.CurrentNodeID, st.CurrentNodeID, "resumed", json.RawMessage(res), now)
-	st.Status = StatusActive
-	return nil
+	b.steps[l.row.ID] = steps
+	return steps, nil
 }
 
 // run executes l's journey and files what it derived under the input
@@ -266,20 +298,23 @@ func resolve(ctx context.Context, q *dbsqlc.Queries, w *writes, st *dbsqlc.Journ
 func (b *batch) run(ctx context.Context, l *live, seq uint64, now time.Time, from uint64) error {
 	j, ok := b.s.reg.Get(l.row.JourneyID)
 	if !ok {
-		return nil // no longer registered: the state waits until it is again
+		// No longer registered: the state stays active, its wait resolved,
+		// until a process that has the journey runs it.
+		if _, err := b.q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: l.row.ID}); err != nil {
+			return fmt.Errorf("resume journey state: %w", err)
+		}
+		return nil
 	}
-	steps, err := b.q.JourneySteps(ctx, l.row.ID)
+	steps, err := b.stepsOf(ctx, l)
 	if err != nil {
-		return fmt.Errorf("read journey steps: %w", err)
+		return err
 	}
 	x := &execution{ctx: ctx, svc: b.s, q: b.q, w: b.w, state: &l.row, j: j, zone: b.s.stateZone(&l.row), steps: steps, now: now, afterSeq: seq}
 	oc, err := x.execute()
 	if err != nil {
 		return err
 	}
-	if err := b.w.flush(ctx, b.q); err != nil {
-		return err
-	}
+	b.steps[l.row.ID] = x.steps
 	for _, m := range b.w.out {
 		b.out.Outbox = append(b.out.Outbox, m)
 		b.out.OutboxFrom = append(b.out.OutboxFrom, from)
@@ -341,10 +376,7 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 	column := ""
 	if err == nil {
 		contactID = &cid
-		// The snapshot on ACTIVITY does not carry the timezone column.
-		if column, err = b.q.JourneyContactTimezone(ctx, cid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("read contact timezone: %w", err)
-		}
+		column = b.zones[cid]
 	}
 	contactProps, _ := decodeProps(a.Contact.Properties)
 	zone := b.s.resolveZone(j, column, contactProps)
@@ -366,6 +398,7 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 	b.w.log(row.ID, "", row.CurrentNodeID, "enrolled", map[string]string{"event": a.Event.Name, "eventId": a.Event.ID}, now)
 	b.s.metrics.enrolled.WithLabelValues(j.ID()).Inc()
 	l := &live{row: row}
+	b.fresh[row.ID] = true
 	b.live[a.Key] = append(b.live[a.Key], l)
 	return b.run(ctx, l, a.Seq, now, from)
 }

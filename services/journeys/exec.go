@@ -73,32 +73,46 @@ type stepResult struct {
 	Error     string     `json:"error,omitempty"`
 }
 
-// writes collects what the executions of one transaction derive: steps and
-// logs are inserted in bulk, messages go to the caller's outbox.
+// writes collects what the executions of one transaction derive: steps,
+// step results and logs are written in bulk when the transaction ends,
+// messages go to the caller's outbox.
 type writes struct {
-	steps dbsqlc.JourneyStepsInsertParams
-	logs  dbsqlc.JourneyLogsInsertParams
-	out   []bus.OutMsg
-	after []func()
+	// steps are new steps in the order recorded; index finds a pending
+	// one by (state, step) so a later resolve in the same transaction
+	// edits it before it is written.
+	steps    []dbsqlc.JourneyStep
+	index    map[stepKey]int
+	resolves dbsqlc.JourneyStepsResolveManyParams
+	logs     dbsqlc.JourneyLogsInsertParams
+	out      []bus.OutMsg
+	after    []func()
 }
 
-func (w *writes) step(s dbsqlc.JourneyStep, result string) {
-	p := &w.steps
-	p.StateIds = append(p.StateIds, s.StateID)
-	p.Steps = append(p.Steps, s.Step)
-	p.Kinds = append(p.Kinds, s.Kind)
-	p.Labels = append(p.Labels, deref(s.Label))
-	p.Results = append(p.Results, result)
-	p.DueAts = append(p.DueAts, derefTime(s.DueAt))
-	p.WaitEvents = append(p.WaitEvents, deref(s.WaitEvent))
-	var seq int64
-	if s.WaitAfterSeq != nil {
-		seq = *s.WaitAfterSeq
+type stepKey struct {
+	state uuid.UUID
+	step  int32
+}
+
+func (w *writes) step(s dbsqlc.JourneyStep) {
+	if w.index == nil {
+		w.index = map[stepKey]int{}
 	}
-	p.WaitAfterSeqs = append(p.WaitAfterSeqs, seq)
-	p.WaitAfterAts = append(p.WaitAfterAts, derefTime(s.WaitAfterAt))
-	p.CreatedAts = append(p.CreatedAts, s.CreatedAt)
-	p.ResolvedAts = append(p.ResolvedAts, derefTime(s.ResolvedAt))
+	w.index[stepKey{s.StateID, s.Step}] = len(w.steps)
+	w.steps = append(w.steps, s)
+}
+
+// resolve records the result of a pending blocking step: in place when
+// this transaction wrote it, else as an update of the stored row.
+func (w *writes) resolve(state uuid.UUID, step int32, result json.RawMessage, at time.Time) {
+	if i, ok := w.index[stepKey{state, step}]; ok {
+		w.steps[i].Result, w.steps[i].ResolvedAt = result, &at
+		return
+	}
+	p := &w.resolves
+	p.StateIds = append(p.StateIds, state)
+	p.Steps = append(p.Steps, step)
+	p.Results = append(p.Results, string(result))
+	p.Ats = append(p.Ats, at)
 }
 
 func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at time.Time) {
@@ -117,13 +131,38 @@ func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at 
 	p.Ats = append(p.Ats, at)
 }
 
-// flush inserts the collected steps and logs.
+// flush writes the collected steps, step results and logs: at most three
+// statements per transaction.
 func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
-	if len(w.steps.StateIds) > 0 {
-		if err := q.JourneyStepsInsert(ctx, w.steps); err != nil {
+	if len(w.steps) > 0 {
+		var p dbsqlc.JourneyStepsInsertParams
+		for _, s := range w.steps {
+			p.StateIds = append(p.StateIds, s.StateID)
+			p.Steps = append(p.Steps, s.Step)
+			p.Kinds = append(p.Kinds, s.Kind)
+			p.Labels = append(p.Labels, deref(s.Label))
+			p.Results = append(p.Results, string(s.Result))
+			p.DueAts = append(p.DueAts, derefTime(s.DueAt))
+			p.WaitEvents = append(p.WaitEvents, deref(s.WaitEvent))
+			var seq int64
+			if s.WaitAfterSeq != nil {
+				seq = *s.WaitAfterSeq
+			}
+			p.WaitAfterSeqs = append(p.WaitAfterSeqs, seq)
+			p.WaitAfterAts = append(p.WaitAfterAts, derefTime(s.WaitAfterAt))
+			p.CreatedAts = append(p.CreatedAts, s.CreatedAt)
+			p.ResolvedAts = append(p.ResolvedAts, derefTime(s.ResolvedAt))
+		}
+		if err := q.JourneyStepsInsert(ctx, p); err != nil {
 			return fmt.Errorf("record journey steps: %w", err)
 		}
-		w.steps = dbsqlc.JourneyStepsInsertParams{}
+		w.steps, w.index = nil, nil
+	}
+	if len(w.resolves.StateIds) > 0 {
+		if err := q.JourneyStepsResolveMany(ctx, w.resolves); err != nil {
+			return fmt.Errorf("record step results: %w", err)
+		}
+		w.resolves = dbsqlc.JourneyStepsResolveManyParams{}
 	}
 	if len(w.logs.Ids) > 0 {
 		if err := q.JourneyLogsInsert(ctx, w.logs); err != nil {
@@ -302,7 +341,7 @@ func (x *execution) record(n int32, kind, label string, res stepResult) {
 		s.Label = &label
 	}
 	x.steps = append(x.steps, s)
-	x.w.step(s, string(data))
+	x.w.step(s)
 }
 
 func (x *execution) result(rec *dbsqlc.JourneyStep) stepResult {
@@ -383,7 +422,7 @@ func (x *execution) WaitForEvent(event string, timeout time.Duration, label stri
 // the wake-up timer and suspends the run.
 func (x *execution) block(s dbsqlc.JourneyStep) {
 	x.steps = append(x.steps, s)
-	x.w.step(s, "")
+	x.w.step(s)
 	label := deref(s.Label)
 	if _, err := x.q.JourneyStateUpdate(x.ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusWaiting, CurrentNodeID: &label, At: x.now, ID: x.state.ID}); err != nil {
 		x.abort(fmt.Errorf("set journey state waiting: %w", err))

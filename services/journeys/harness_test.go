@@ -118,19 +118,25 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 		}
 		partitioned(streams.StreamActivity, streams.ActivityRoot, buckets.Name, buckets.NewProjector(breg, nil), pub)
 	}
-	handle := svc.HandleTimer
+	handle := svc.HandleTimers
 	if o.afterTimer != nil {
-		handle = func(ctx context.Context, m bus.Msg) error {
-			if err := svc.HandleTimer(ctx, m); err != nil {
-				return err
+		handle = func(ctx context.Context, msgs []bus.Msg) []error {
+			errs := svc.HandleTimers(ctx, msgs)
+			for i, err := range errs {
+				if err == nil {
+					errs[i] = o.afterTimer(msgs[i])
+				}
 			}
-			return o.afterTimer(m)
+			return errs
 		}
 	}
 	goRun(func() error {
-		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
-			JetStream: js, Stream: streams.StreamTimers, Name: "journey-timers", FilterSubject: journeys.TimerDueSubject,
-			Workers: 4, Backoff: bus.Backoff{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond},
+		return bus.RunWorkQueueBatch(ctx, bus.WorkQueueBatchConfig{
+			WorkQueueConfig: bus.WorkQueueConfig{
+				JetStream: js, Stream: streams.StreamTimers, Name: "journey-timers", FilterSubject: journeys.TimerDueSubject,
+				Workers: 4, Backoff: bus.Backoff{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond},
+			},
+			BatchSize: 100, Linger: 5 * time.Millisecond,
 		}, handle)
 	})
 	var once sync.Once

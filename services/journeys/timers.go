@@ -3,143 +3,218 @@ package journeys
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
-// HandleTimer resumes the run a fired timer belongs to: a sleep that ended
-// or a wait that timed out. The state row is locked for the whole run; a
-// timer for a state that exited, was cancelled, or whose wait an event
-// already ended does nothing (DESIGN §3: the handler re-checks state).
-//
-// What the run derives is stored in journey_outbox in its transaction and
-// published after commit; the timer is acknowledged only then, so a crash
-// in between redelivers the timer, whose handler publishes the leftovers
-// first (under the same message ids) and finds the step resolved.
+// HandleTimer resumes the run one fired timer belongs to (HandleTimers
+// with a batch of one).
 func (s *Service) HandleTimer(ctx context.Context, m bus.Msg) error {
-	var t Timer
-	if err := json.Unmarshal(m.Data, &t); err != nil {
-		return bus.Permanent(fmt.Errorf("decode journey timer: %w", err))
+	return s.HandleTimers(ctx, []bus.Msg{m})[0]
+}
+
+// HandleTimers resumes the runs a batch of fired timers belong to: sleeps
+// that ended and waits that timed out, in one transaction that locks their
+// state rows (so a state is never run by two workers at once). A timer for
+// a state that exited, was cancelled, or whose wait an event already ended
+// does nothing (DESIGN §3: the handler re-checks state).
+//
+// What the runs derive is stored in journey_outbox in the transaction and
+// published after commit; the timers are acknowledged only then, so a crash
+// in between redelivers them, and the redelivery publishes the leftovers
+// first (under the same message ids) and finds the steps resolved.
+func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
+	errs := make([]error, len(msgs))
+	timers := make([]*Timer, len(msgs))
+	var ids, redelivered []uuid.UUID
+	for i, m := range msgs {
+		var t Timer
+		if err := json.Unmarshal(m.Data, &t); err != nil {
+			errs[i] = bus.Permanent(fmt.Errorf("decode journey timer: %w", err))
+			continue
+		}
+		id, err := uuid.Parse(t.StateID)
+		if err != nil {
+			errs[i] = bus.Permanent(fmt.Errorf("journey timer state id %q: %w", t.StateID, err))
+			continue
+		}
+		timers[i] = &t
+		ids = append(ids, id)
+		if m.NumDelivered > 1 {
+			redelivered = append(redelivered, id)
+		}
 	}
-	id, err := uuid.Parse(t.StateID)
-	if err != nil {
-		return bus.Permanent(fmt.Errorf("journey timer state id %q: %w", t.StateID, err))
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
 	}
-	if err := s.flushOutbox(ctx, id); err != nil {
-		return err
+	if len(ids) == 0 {
+		return errs
+	}
+	// Only a redelivery can find an outbox an earlier attempt left.
+	if len(redelivered) > 0 {
+		if err := s.flushOutboxes(ctx, redelivered); err != nil {
+			return fail(err)
+		}
 	}
 	now := s.clock()
-	if early := t.DueAt.Sub(now); early > time.Second {
-		return bus.RetryAfter(fmt.Errorf("journey timer fired %s early", early), early)
+	for i, t := range timers {
+		if t != nil && t.DueAt.Sub(now) > time.Second {
+			early := t.DueAt.Sub(now)
+			errs[i] = bus.RetryAfter(fmt.Errorf("journey timer fired %s early", early), early)
+			timers[i] = nil
+		}
 	}
+	out, after, boxIDs, err := s.wake(ctx, timers, ids, now)
+	if err != nil {
+		return fail(err)
+	}
+	if len(out) > 0 {
+		if err := s.pub.PublishAsyncBatch(ctx, out); err != nil {
+			return fail(fmt.Errorf("publish journey outbox: %w", err))
+		}
+		if err := dbsqlc.New(s.pool).JourneyOutboxDeleteMany(ctx, boxIDs); err != nil {
+			return fail(fmt.Errorf("clear journey outbox: %w", err))
+		}
+	}
+	for _, f := range after {
+		f()
+	}
+	return errs
+}
+
+// wake runs the batch's transaction and returns what to publish after it.
+func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, now time.Time) (out []bus.OutMsg, after []func(), boxIDs []int64, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin wake-up: %w", err)
+		return nil, nil, nil, fmt.Errorf("begin wake-up: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
 	q := dbsqlc.New(tx)
-	st, err := q.JourneyStateLock(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
+	rows, err := q.JourneyStatesLockMany(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("lock journey state: %w", err)
+		return nil, nil, nil, fmt.Errorf("lock journey states: %w", err)
 	}
-	if st.Status != StatusWaiting || st.DeletedAt != nil {
-		return nil
+	states := make(map[uuid.UUID]*dbsqlc.JourneyState, len(rows))
+	for i := range rows {
+		states[rows[i].ID] = &rows[i]
 	}
-	steps, err := q.JourneySteps(ctx, id)
+	stepRows, err := q.JourneyStepsOfMany(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("read journey steps: %w", err)
+		return nil, nil, nil, fmt.Errorf("read journey steps: %w", err)
 	}
-	if t.Step >= len(steps) || steps[t.Step].Result != nil {
-		return nil // resolved already (an event ended the wait, or a redelivery)
-	}
-	p := &steps[t.Step]
-	var res stepResult
-	switch p.Kind {
-	case kindSleep:
-		res = stepResult{SleptAt: &p.CreatedAt, ResumedAt: &now}
-	case kindWait:
-		timedOut := true
-		res = stepResult{TimedOut: &timedOut}
-	default:
-		return bus.Permanent(fmt.Errorf("journey timer for step %d of kind %s", t.Step, p.Kind))
-	}
-	data, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("encode step result: %w", err)
+	steps := map[uuid.UUID][]dbsqlc.JourneyStep{}
+	for _, st := range stepRows {
+		steps[st.StateID] = append(steps[st.StateID], st)
 	}
 	w := &writes{}
-	if err := resolve(ctx, q, w, &st, p, data, now); err != nil {
-		return err
-	}
-	p.Result = data
-	s.metrics.resumed.WithLabelValues(st.JourneyID, "timer").Inc()
-	if j, ok := s.reg.Get(st.JourneyID); ok {
-		x := &execution{ctx: ctx, svc: s, q: q, w: w, state: &st, j: j, zone: s.stateZone(&st), steps: steps, now: now}
+	var box dbsqlc.JourneyOutboxInsertManyParams
+	for _, t := range timers {
+		if t == nil {
+			continue
+		}
+		id := uuid.MustParse(t.StateID)
+		st := states[id]
+		if st == nil || st.Status != StatusWaiting || st.DeletedAt != nil {
+			continue // exited, cancelled, finished or gone
+		}
+		log := steps[id]
+		if t.Step >= len(log) || log[t.Step].Result != nil || int(log[t.Step].Step) != t.Step {
+			continue // resolved already (an event ended the wait, or a redelivery)
+		}
+		p := &log[t.Step]
+		var res stepResult
+		switch p.Kind {
+		case kindSleep:
+			res = stepResult{SleptAt: &p.CreatedAt, ResumedAt: &now}
+		case kindWait:
+			timedOut := true
+			res = stepResult{TimedOut: &timedOut}
+		default:
+			continue // not a blocking step: nothing to wake
+		}
+		data, err := json.Marshal(res)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("encode step result: %w", err)
+		}
+		p.Result, p.ResolvedAt = data, &now
+		w.resolve(id, p.Step, data, now)
+		w.log(id, st.CurrentNodeID, st.CurrentNodeID, "resumed", json.RawMessage(data), now)
+		s.metrics.resumed.WithLabelValues(st.JourneyID, "timer").Inc()
+		j, ok := s.reg.Get(st.JourneyID)
+		if !ok {
+			// Not registered here: active, its wait resolved, until a
+			// process that has the journey runs it.
+			if _, err := q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: id}); err != nil {
+				return nil, nil, nil, fmt.Errorf("resume journey state: %w", err)
+			}
+			st.Status = StatusActive
+			continue
+		}
+		st.Status = StatusActive
+		first := len(w.out)
+		x := &execution{ctx: ctx, svc: s, q: q, w: w, state: st, j: j, zone: s.stateZone(st), steps: log, now: now}
 		if _, err := x.execute(); err != nil {
-			return err
+			return nil, nil, nil, err
+		}
+		steps[id] = x.steps
+		if derived := w.out[first:]; len(derived) > 0 {
+			data, err := json.Marshal(derived)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("encode journey outbox: %w", err)
+			}
+			box.StateIds = append(box.StateIds, id)
+			box.Msgs = append(box.Msgs, string(data))
 		}
 	}
 	if err := w.flush(ctx, q); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	var boxID int64
-	if len(w.out) > 0 {
-		msgs, err := json.Marshal(w.out)
-		if err != nil {
-			return fmt.Errorf("encode journey outbox: %w", err)
-		}
-		if boxID, err = q.JourneyOutboxInsert(ctx, dbsqlc.JourneyOutboxInsertParams{StateID: id, Msgs: msgs}); err != nil {
-			return fmt.Errorf("store journey outbox: %w", err)
+	if len(box.StateIds) > 0 {
+		if boxIDs, err = q.JourneyOutboxInsertMany(ctx, box); err != nil {
+			return nil, nil, nil, fmt.Errorf("store journey outbox: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit wake-up: %w", err)
+		return nil, nil, nil, fmt.Errorf("commit wake-up: %w", err)
 	}
-	if boxID != 0 {
-		if err := s.publishBox(ctx, boxID, w.out); err != nil {
-			return err
-		}
-	}
-	for _, f := range w.after {
-		f()
-	}
-	return nil
+	return w.out, w.after, boxIDs, nil
 }
 
-// flushOutbox publishes what an earlier attempt for the state committed but
-// did not publish.
-func (s *Service) flushOutbox(ctx context.Context, stateID uuid.UUID) error {
-	rows, err := dbsqlc.New(s.pool).JourneyOutboxForState(ctx, stateID)
+// flushOutboxes publishes what earlier attempts for the states committed
+// but did not publish.
+func (s *Service) flushOutboxes(ctx context.Context, stateIDs []uuid.UUID) error {
+	q := dbsqlc.New(s.pool)
+	rows, err := q.JourneyOutboxForStates(ctx, stateIDs)
 	if err != nil {
 		return fmt.Errorf("read journey outbox: %w", err)
 	}
-	for _, r := range rows {
-		var msgs []bus.OutMsg
-		if err := json.Unmarshal(r.Msgs, &msgs); err != nil {
-			return bus.Permanent(fmt.Errorf("decode journey outbox %d: %w", r.ID, err))
-		}
-		if err := s.publishBox(ctx, r.ID, msgs); err != nil {
-			return err
-		}
+	if len(rows) == 0 {
+		return nil
 	}
-	return nil
-}
-
-func (s *Service) publishBox(ctx context.Context, id int64, msgs []bus.OutMsg) error {
+	var msgs []bus.OutMsg
+	ids := make([]int64, 0, len(rows))
+	for _, r := range rows {
+		var m []bus.OutMsg
+		if err := json.Unmarshal(r.Msgs, &m); err != nil {
+			return fmt.Errorf("decode journey outbox %d: %w", r.ID, err)
+		}
+		msgs = append(msgs, m...)
+		ids = append(ids, r.ID)
+	}
 	if err := s.pub.PublishAsyncBatch(ctx, msgs); err != nil {
 		return fmt.Errorf("publish journey outbox: %w", err)
 	}
-	if err := dbsqlc.New(s.pool).JourneyOutboxDelete(ctx, id); err != nil {
+	if err := q.JourneyOutboxDeleteMany(ctx, ids); err != nil {
 		return fmt.Errorf("clear journey outbox: %w", err)
 	}
 	return nil

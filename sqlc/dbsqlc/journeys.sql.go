@@ -82,15 +82,33 @@ func (q *Queries) JourneyContactKey(ctx context.Context, arg JourneyContactKeyPa
 	return key, err
 }
 
-const journeyContactTimezone = `-- name: JourneyContactTimezone :one
-SELECT coalesce(timezone, '')::text FROM contacts WHERE id = $1
+const journeyContactTimezones = `-- name: JourneyContactTimezones :many
+SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY($1::uuid[])
 `
 
-func (q *Queries) JourneyContactTimezone(ctx context.Context, id uuid.UUID) (string, error) {
-	row := q.db.QueryRow(ctx, journeyContactTimezone, id)
-	var column_1 string
-	err := row.Scan(&column_1)
-	return column_1, err
+type JourneyContactTimezonesRow struct {
+	ID       uuid.UUID
+	Timezone string
+}
+
+func (q *Queries) JourneyContactTimezones(ctx context.Context, ids []uuid.UUID) ([]JourneyContactTimezonesRow, error) {
+	rows, err := q.db.Query(ctx, journeyContactTimezones, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []JourneyContactTimezonesRow{}
+	for rows.Next() {
+		var i JourneyContactTimezonesRow
+		if err := rows.Scan(&i.ID, &i.Timezone); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const journeyEventCount = `-- name: JourneyEventCount :one
@@ -255,33 +273,33 @@ func (q *Queries) JourneyLogsInsert(ctx context.Context, arg JourneyLogsInsertPa
 	return err
 }
 
-const journeyOutboxDelete = `-- name: JourneyOutboxDelete :exec
-DELETE FROM journey_outbox WHERE id = $1
+const journeyOutboxDeleteMany = `-- name: JourneyOutboxDeleteMany :exec
+DELETE FROM journey_outbox WHERE id = ANY($1::bigint[])
 `
 
-func (q *Queries) JourneyOutboxDelete(ctx context.Context, id int64) error {
-	_, err := q.db.Exec(ctx, journeyOutboxDelete, id)
+func (q *Queries) JourneyOutboxDeleteMany(ctx context.Context, ids []int64) error {
+	_, err := q.db.Exec(ctx, journeyOutboxDeleteMany, ids)
 	return err
 }
 
-const journeyOutboxForState = `-- name: JourneyOutboxForState :many
-SELECT id, msgs FROM journey_outbox WHERE state_id = $1 ORDER BY id
+const journeyOutboxForStates = `-- name: JourneyOutboxForStates :many
+SELECT id, msgs FROM journey_outbox WHERE state_id = ANY($1::uuid[]) ORDER BY id
 `
 
-type JourneyOutboxForStateRow struct {
+type JourneyOutboxForStatesRow struct {
 	ID   int64
 	Msgs json.RawMessage
 }
 
-func (q *Queries) JourneyOutboxForState(ctx context.Context, stateID uuid.UUID) ([]JourneyOutboxForStateRow, error) {
-	rows, err := q.db.Query(ctx, journeyOutboxForState, stateID)
+func (q *Queries) JourneyOutboxForStates(ctx context.Context, stateIds []uuid.UUID) ([]JourneyOutboxForStatesRow, error) {
+	rows, err := q.db.Query(ctx, journeyOutboxForStates, stateIds)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []JourneyOutboxForStateRow{}
+	items := []JourneyOutboxForStatesRow{}
 	for rows.Next() {
-		var i JourneyOutboxForStateRow
+		var i JourneyOutboxForStatesRow
 		if err := rows.Scan(&i.ID, &i.Msgs); err != nil {
 			return nil, err
 		}
@@ -293,45 +311,30 @@ func (q *Queries) JourneyOutboxForState(ctx context.Context, stateID uuid.UUID) 
 	return items, nil
 }
 
-const journeyOutboxInsert = `-- name: JourneyOutboxInsert :one
-INSERT INTO journey_outbox (state_id, msgs) VALUES ($1, $2) RETURNING id
+const journeyOutboxInsertMany = `-- name: JourneyOutboxInsertMany :many
+INSERT INTO journey_outbox (state_id, msgs)
+SELECT unnest($1::uuid[]), unnest($2::text[])::jsonb
+RETURNING id
 `
 
-type JourneyOutboxInsertParams struct {
-	StateID uuid.UUID
-	Msgs    json.RawMessage
+type JourneyOutboxInsertManyParams struct {
+	StateIds []uuid.UUID
+	Msgs     []string
 }
 
-func (q *Queries) JourneyOutboxInsert(ctx context.Context, arg JourneyOutboxInsertParams) (int64, error) {
-	row := q.db.QueryRow(ctx, journeyOutboxInsert, arg.StateID, arg.Msgs)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
-}
-
-const journeyOutboxStale = `-- name: JourneyOutboxStale :many
-SELECT id, state_id, msgs FROM journey_outbox WHERE created_at < $1 ORDER BY id LIMIT 100
-`
-
-type JourneyOutboxStaleRow struct {
-	ID      int64
-	StateID uuid.UUID
-	Msgs    json.RawMessage
-}
-
-func (q *Queries) JourneyOutboxStale(ctx context.Context, before time.Time) ([]JourneyOutboxStaleRow, error) {
-	rows, err := q.db.Query(ctx, journeyOutboxStale, before)
+func (q *Queries) JourneyOutboxInsertMany(ctx context.Context, arg JourneyOutboxInsertManyParams) ([]int64, error) {
+	rows, err := q.db.Query(ctx, journeyOutboxInsertMany, arg.StateIds, arg.Msgs)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []JourneyOutboxStaleRow{}
+	items := []int64{}
 	for rows.Next() {
-		var i JourneyOutboxStaleRow
-		if err := rows.Scan(&i.ID, &i.StateID, &i.Msgs); err != nil {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -499,37 +502,6 @@ func (q *Queries) JourneyStateInsert(ctx context.Context, arg JourneyStateInsert
 	return i, err
 }
 
-const journeyStateLock = `-- name: JourneyStateLock :one
-SELECT id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at FROM journey_states WHERE id = $1 FOR UPDATE
-`
-
-func (q *Queries) JourneyStateLock(ctx context.Context, id uuid.UUID) (JourneyState, error) {
-	row := q.db.QueryRow(ctx, journeyStateLock, id)
-	var i JourneyState
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.UserID,
-		&i.UserEmail,
-		&i.JourneyID,
-		&i.ContactID,
-		&i.CurrentNodeID,
-		&i.Status,
-		&i.HatchetRunID,
-		&i.Context,
-		&i.ErrorMessage,
-		&i.EntryCount,
-		&i.TriggerEventID,
-		&i.Timezone,
-		&i.CompletedAt,
-		&i.ExitedAt,
-		&i.DeletedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
 const journeyStateUpdate = `-- name: JourneyStateUpdate :execrows
 UPDATE journey_states SET
     status          = $1,
@@ -562,6 +534,51 @@ func (q *Queries) JourneyStateUpdate(ctx context.Context, arg JourneyStateUpdate
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const journeyStatesLockMany = `-- name: JourneyStatesLockMany :many
+SELECT id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at FROM journey_states WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
+`
+
+// The states of a batch of wake-ups, locked in id order.
+func (q *Queries) JourneyStatesLockMany(ctx context.Context, ids []uuid.UUID) ([]JourneyState, error) {
+	rows, err := q.db.Query(ctx, journeyStatesLockMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []JourneyState{}
+	for rows.Next() {
+		var i JourneyState
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.UserID,
+			&i.UserEmail,
+			&i.JourneyID,
+			&i.ContactID,
+			&i.CurrentNodeID,
+			&i.Status,
+			&i.HatchetRunID,
+			&i.Context,
+			&i.ErrorMessage,
+			&i.EntryCount,
+			&i.TriggerEventID,
+			&i.Timezone,
+			&i.CompletedAt,
+			&i.ExitedAt,
+			&i.DeletedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const journeyStatesRekey = `-- name: JourneyStatesRekey :many
@@ -622,31 +639,6 @@ func (q *Queries) JourneyStatesRekey(ctx context.Context, arg JourneyStatesRekey
 		return nil, err
 	}
 	return items, nil
-}
-
-const journeyStepResolve = `-- name: JourneyStepResolve :execrows
-UPDATE journey_steps SET result = $1, resolved_at = $2
-WHERE state_id = $3 AND step = $4 AND result IS NULL
-`
-
-type JourneyStepResolveParams struct {
-	Result  json.RawMessage
-	At      *time.Time
-	StateID uuid.UUID
-	Step    int32
-}
-
-func (q *Queries) JourneyStepResolve(ctx context.Context, arg JourneyStepResolveParams) (int64, error) {
-	result, err := q.db.Exec(ctx, journeyStepResolve,
-		arg.Result,
-		arg.At,
-		arg.StateID,
-		arg.Step,
-	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
 }
 
 const journeySteps = `-- name: JourneySteps :many
@@ -721,6 +713,67 @@ func (q *Queries) JourneyStepsInsert(ctx context.Context, arg JourneyStepsInsert
 		arg.WaitAfterAts,
 		arg.CreatedAts,
 		arg.ResolvedAts,
+	)
+	return err
+}
+
+const journeyStepsOfMany = `-- name: JourneyStepsOfMany :many
+SELECT state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at FROM journey_steps WHERE state_id = ANY($1::uuid[]) ORDER BY state_id, step
+`
+
+func (q *Queries) JourneyStepsOfMany(ctx context.Context, stateIds []uuid.UUID) ([]JourneyStep, error) {
+	rows, err := q.db.Query(ctx, journeyStepsOfMany, stateIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []JourneyStep{}
+	for rows.Next() {
+		var i JourneyStep
+		if err := rows.Scan(
+			&i.StateID,
+			&i.Step,
+			&i.Kind,
+			&i.Label,
+			&i.Result,
+			&i.DueAt,
+			&i.WaitEvent,
+			&i.WaitAfterSeq,
+			&i.WaitAfterAt,
+			&i.CreatedAt,
+			&i.ResolvedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const journeyStepsResolveMany = `-- name: JourneyStepsResolveMany :exec
+UPDATE journey_steps s SET result = u.result::jsonb, resolved_at = u.at
+FROM (SELECT unnest($1::uuid[]) AS state_id, unnest($2::int[]) AS step,
+             unnest($3::text[]) AS result, unnest($4::timestamptz[]) AS at) u
+WHERE s.state_id = u.state_id AND s.step = u.step AND s.result IS NULL
+`
+
+type JourneyStepsResolveManyParams struct {
+	StateIds []uuid.UUID
+	Steps    []int32
+	Results  []string
+	Ats      []time.Time
+}
+
+// Records the results of blocking steps already stored as pending.
+func (q *Queries) JourneyStepsResolveMany(ctx context.Context, arg JourneyStepsResolveManyParams) error {
+	_, err := q.db.Exec(ctx, journeyStepsResolveMany,
+		arg.StateIds,
+		arg.Steps,
+		arg.Results,
+		arg.Ats,
 	)
 	return err
 }

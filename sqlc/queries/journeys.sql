@@ -12,9 +12,6 @@ WHERE user_id = ANY(@keys::text[]) AND status IN ('active', 'waiting') AND delet
 ORDER BY id
 FOR UPDATE;
 
--- name: JourneyStateLock :one
-SELECT * FROM journey_states WHERE id = @id FOR UPDATE;
-
 -- name: JourneyPendingSteps :many
 -- Blocking steps not yet resolved, of the given states.
 SELECT * FROM journey_steps WHERE state_id = ANY(@state_ids::uuid[]) AND result IS NULL;
@@ -57,10 +54,6 @@ SELECT unnest(@state_ids::uuid[]), unnest(@steps::int[]), unnest(@kinds::text[])
        nullif(unnest(@wait_after_seqs::bigint[]), 0), nullif(unnest(@wait_after_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest(@created_ats::timestamptz[]),
        nullif(unnest(@resolved_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz);
 
--- name: JourneyStepResolve :execrows
-UPDATE journey_steps SET result = @result, resolved_at = @at
-WHERE state_id = @state_id AND step = @step AND result IS NULL;
-
 -- name: JourneyStateUpdate :execrows
 -- Moves a non-terminal state; terminal rows never change status again.
 UPDATE journey_states SET
@@ -101,18 +94,6 @@ UPDATE journey_states s SET
 WHERE s.user_id = @from_key AND s.deleted_at IS NULL
 RETURNING s.id, s.status;
 
--- name: JourneyOutboxInsert :one
-INSERT INTO journey_outbox (state_id, msgs) VALUES (@state_id, @msgs) RETURNING id;
-
--- name: JourneyOutboxForState :many
-SELECT id, msgs FROM journey_outbox WHERE state_id = @state_id ORDER BY id;
-
--- name: JourneyOutboxStale :many
-SELECT id, state_id, msgs FROM journey_outbox WHERE created_at < @before ORDER BY id LIMIT 100;
-
--- name: JourneyOutboxDelete :exec
-DELETE FROM journey_outbox WHERE id = @id;
-
 -- name: JourneyHistoryOf :one
 -- ctx.JourneyHistory (spec 10 §5.4): all rows, deleted ones included.
 SELECT count(*)::int AS entry_count, coalesce(max(completed_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_completed_at
@@ -126,9 +107,6 @@ WHERE user_id = @user_id AND event = @event AND occurred_at >= @since AND occurr
 -- The current email of the contact a state is for (the default recipient
 -- when the trigger event carried none).
 SELECT coalesce(email, '')::text FROM contacts WHERE id = @id AND deleted_at IS NULL;
-
--- name: JourneyContactTimezone :one
-SELECT coalesce(timezone, '')::text FROM contacts WHERE id = @id;
 
 -- name: JourneyContactKey :one
 -- The history key of the live contact an event names: by external id,
@@ -146,3 +124,31 @@ LIMIT 1;
 SELECT id, journey_id FROM journey_states
 WHERE user_id = @user_id AND status IN ('active', 'waiting') AND deleted_at IS NULL
 ORDER BY created_at, id;
+
+-- name: JourneyStatesLockMany :many
+-- The states of a batch of wake-ups, locked in id order.
+SELECT * FROM journey_states WHERE id = ANY(@ids::uuid[]) ORDER BY id FOR UPDATE;
+
+-- name: JourneyStepsOfMany :many
+SELECT * FROM journey_steps WHERE state_id = ANY(@state_ids::uuid[]) ORDER BY state_id, step;
+
+-- name: JourneyStepsResolveMany :exec
+-- Records the results of blocking steps already stored as pending.
+UPDATE journey_steps s SET result = u.result::jsonb, resolved_at = u.at
+FROM (SELECT unnest(@state_ids::uuid[]) AS state_id, unnest(@steps::int[]) AS step,
+             unnest(@results::text[]) AS result, unnest(@ats::timestamptz[]) AS at) u
+WHERE s.state_id = u.state_id AND s.step = u.step AND s.result IS NULL;
+
+-- name: JourneyOutboxInsertMany :many
+INSERT INTO journey_outbox (state_id, msgs)
+SELECT unnest(@state_ids::uuid[]), unnest(@msgs::text[])::jsonb
+RETURNING id;
+
+-- name: JourneyOutboxForStates :many
+SELECT id, msgs FROM journey_outbox WHERE state_id = ANY(@state_ids::uuid[]) ORDER BY id;
+
+-- name: JourneyOutboxDeleteMany :exec
+DELETE FROM journey_outbox WHERE id = ANY(@ids::bigint[]);
+
+-- name: JourneyContactTimezones :many
+SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY(@ids::uuid[]);

@@ -534,10 +534,15 @@ func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.De
 	m.journeyC = p
 	m.goRun("journeys", func() error { return p.Run(ctx) })
 	m.goRun("journey wake-ups", func() error {
-		return bus.RunWorkQueue(ctx, bus.WorkQueueConfig{
-			JetStream: m.js, Stream: streams.StreamTimers, Name: "journey-timers", FilterSubject: journeys.TimerDueSubject,
-			Workers: 16, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
-		}, svc.HandleTimer)
+		// Timers due together are woken in batches: one transaction, a few
+		// statements and one publish per batch.
+		return bus.RunWorkQueueBatch(ctx, bus.WorkQueueBatchConfig{
+			WorkQueueConfig: bus.WorkQueueConfig{
+				JetStream: m.js, Stream: streams.StreamTimers, Name: "journey-timers", FilterSubject: journeys.TimerDueSubject,
+				Workers: 4, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+			},
+			BatchSize: 100, Linger: 5 * time.Millisecond,
+		}, svc.HandleTimers)
 	})
 	return nil
 }
