@@ -657,8 +657,8 @@ func (x *execution) JourneyHistory(journeyID string) journey.JourneyHistory {
 	return journey.JourneyHistory{Completed: last != nil, LastCompletedAt: last, EntryCount: count}
 }
 
-// EmailHistory implements journey.Runtime. Sends are recorded by the mailer
-// (email issue); until its email_sends table exists the answer is empty.
+// EmailHistory implements journey.Runtime: sends of template to the
+// enrolment's address, failed ones included (spec 10 §5.4).
 func (x *execution) EmailHistory(template string) journey.EmailHistory {
 	rec, n := x.replay(kindEmailHis)
 	if rec != nil {
@@ -666,9 +666,21 @@ func (x *execution) EmailHistory(template string) journey.EmailHistory {
 		c := derefInt(r.Count)
 		return journey.EmailHistory{Sent: c > 0, LastSentAt: r.Last, Count: c}
 	}
-	zero := 0
-	x.record(n, kindEmailHis, template, stepResult{Count: &zero})
-	return journey.EmailHistory{}
+	count := 0
+	var last *time.Time
+	if x.state.UserEmail != "" {
+		row, err := x.q.JourneyEmailHistory(x.ctx, dbsqlc.JourneyEmailHistoryParams{ToEmail: x.state.UserEmail, TemplateKey: &template})
+		if err != nil {
+			x.abort(fmt.Errorf("read email history: %w", err))
+		}
+		count = int(row.N)
+		if !row.LastSentAt.IsZero() {
+			t := row.LastSentAt
+			last = &t
+		}
+	}
+	x.record(n, kindEmailHis, template, stepResult{Count: &count, Last: last})
+	return journey.EmailHistory{Sent: count > 0, LastSentAt: last, Count: count}
 }
 
 // Zone implements journey.Runtime.

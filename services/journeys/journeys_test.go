@@ -3,6 +3,7 @@ package journeys_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,33 @@ func TestWhenUsesTheContactZone(t *testing.T) {
 		if local := due.In(loc); tz != zone || local.Hour() != 9 || local.Minute() != 0 || !due.After(time.Now()) {
 			t.Errorf("%s: zone %s, wakes at %s local, want %s 09:00 tomorrow", user, tz, local, zone)
 		}
+	}
+}
+
+// The history queries answer from email_sends and journey_states, and
+// are recorded: the answer a run saw is the answer its replays see.
+func TestHistoryQueries(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 4)
+	j := journey.MustDefine(journey.Meta{ID: "survey", Name: "Survey", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("milestone")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			e := ctx.EmailHistory("nps")
+			h := ctx.JourneyHistory("survey")
+			ev := ctx.HasEvent("milestone", time.Hour)
+			ctx.Sleep(200 * time.Millisecond)
+			seen <- fmt.Sprintf("email sent=%v count=%d last=%v; journey entries=%d completed=%v; events=%d",
+				e.Sent, e.Count, e.LastSentAt != nil, h.EntryCount, h.Completed, ev.Count)
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO email_sends (id, to_email, template_key, status, sent_at) VALUES
+		(gen_random_uuid(), 'Ada@Example.com', 'nps', 'sent', now()), (gen_random_uuid(), 'ada@example.com', 'nps', 'failed', NULL),
+		(gen_random_uuid(), 'ada@example.com', 'welcome', 'sent', now())`); err != nil {
+		t.Fatal(err)
+	}
+	e.send("u1", "ada@example.com", "milestone", nil)
+	e.waitStatus("u1", "survey", journeys.StatusCompleted, 5*time.Second)
+	if got, want := <-seen, "email sent=true count=2 last=true; journey entries=1 completed=false; events=1"; got != want {
+		t.Errorf("first run saw %q, want %q", got, want)
 	}
 }

@@ -111,6 +111,30 @@ func (q *Queries) JourneyContactTimezones(ctx context.Context, ids []uuid.UUID) 
 	return items, nil
 }
 
+const journeyEmailHistory = `-- name: JourneyEmailHistory :one
+SELECT count(*)::int AS n, coalesce(max(sent_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_sent_at
+FROM email_sends WHERE lower(to_email) = lower($1) AND template_key = $2
+`
+
+type JourneyEmailHistoryParams struct {
+	ToEmail     string
+	TemplateKey *string
+}
+
+type JourneyEmailHistoryRow struct {
+	N          int32
+	LastSentAt time.Time
+}
+
+// ctx.EmailHistory (spec 10 §5.4): every send of a template to an
+// address, failed ones included.
+func (q *Queries) JourneyEmailHistory(ctx context.Context, arg JourneyEmailHistoryParams) (JourneyEmailHistoryRow, error) {
+	row := q.db.QueryRow(ctx, journeyEmailHistory, arg.ToEmail, arg.TemplateKey)
+	var i JourneyEmailHistoryRow
+	err := row.Scan(&i.N, &i.LastSentAt)
+	return i, err
+}
+
 const journeyEventCount = `-- name: JourneyEventCount :one
 SELECT count(*)::int FROM user_events
 WHERE user_id = $1 AND event = $2 AND occurred_at >= $3 AND occurred_at <= $4

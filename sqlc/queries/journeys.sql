@@ -152,3 +152,9 @@ DELETE FROM journey_outbox WHERE id = ANY(@ids::bigint[]);
 
 -- name: JourneyContactTimezones :many
 SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY(@ids::uuid[]);
+
+-- name: JourneyEmailHistory :one
+-- ctx.EmailHistory (spec 10 §5.4): every send of a template to an
+-- address, failed ones included.
+SELECT count(*)::int AS n, coalesce(max(sent_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_sent_at
+FROM email_sends WHERE lower(to_email) = lower(@to_email) AND template_key = @template_key;
