@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,8 +157,18 @@ func TestTrackedSendOncePerKey(t *testing.T) {
 	if err := f.pool.QueryRow(ctx, `SELECT headers, html, text, subject FROM dev_outbox`).Scan(&headers, &html, &text, &subject); err != nil {
 		t.Fatal(err)
 	}
-	if headers["List-Unsubscribe"] != "<https://mail.example.com/v1/email/unsubscribe?token=u1.>" || headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
-		t.Errorf("headers %v", headers)
+	// Golden: the headers of a tracked send, exactly as the provider got
+	// them (a journey send links to the global unsubscribe).
+	golden, err := os.ReadFile("testdata/tracked-send-headers.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]string
+	if err := json.Unmarshal(golden, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(headers, want) {
+		t.Errorf("headers %v, want testdata/tracked-send-headers.json %v", headers, want)
 	}
 	if subject != "Welcome aboard" {
 		t.Errorf("subject %q", subject)
