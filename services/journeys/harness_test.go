@@ -49,6 +49,8 @@ type engineOptions struct {
 	// buckets, when set, runs bucket evaluation on ACTIVITY too, so bucket
 	// transitions trigger journeys.
 	buckets []*buckets.Bucket
+	// noLifecycle turns journey:completed / journey:failed off.
+	noLifecycle bool
 	// afterTimer runs after the wake-up handler returned nil and may
 	// replace the outcome (a crash between publish and ack).
 	afterTimer func(m bus.Msg) error
@@ -83,7 +85,7 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 	if o.wrapPub != nil {
 		jpub = o.wrapPub(pub)
 	}
-	svc, err := journeys.New(pool, jpub, reg, journeys.Options{})
+	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -347,3 +347,28 @@ func TestHistoryQueries(t *testing.T) {
 		t.Errorf("first run saw %q, want %q", got, want)
 	}
 }
+
+// journey:completed is published for the contact once per finished run,
+// and not at all when lifecycle events are off.
+func TestLifecycleEvents(t *testing.T) {
+	t.Parallel()
+	for _, off := range []bool{false, true} {
+		j := journey.MustDefine(journey.Meta{ID: "done", Name: "Done", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("go")},
+			func(ctx *journey.Ctx, u journey.User) error { return nil })
+		e := startEngine(t, []*journey.Journey{j}, engineOptions{noLifecycle: off})
+		e.send("u1", "", "go", nil)
+		e.waitStatus("u1", "done", journeys.StatusCompleted, 5*time.Second)
+		time.Sleep(200 * time.Millisecond)
+		want := map[bool]int{false: 1, true: 0}[off]
+		if n := e.lifecycleEvents("journey:completed"); n != want {
+			t.Errorf("lifecycle off=%v: %d journey:completed events, want %d", off, n, want)
+		}
+		var stored int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM user_events WHERE event LIKE 'journey:%'`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored != 0 {
+			t.Errorf("%d journey:* events stored in history, want none (spec 10 §5.3.5)", stored)
+		}
+	}
+}

@@ -47,6 +47,10 @@ type Options struct {
 	Now func() time.Time
 	// Analytics is nil when PostHog is off.
 	Analytics Analytics
+	// NoLifecycleEvents stops journey:completed / journey:failed from being
+	// published (they exist for outbound webhooks; an install without them
+	// saves a trip through the pipeline per finished run).
+	NoLifecycleEvents bool
 	// DefaultZone is the zone of contacts and journeys that name none
 	// (default UTC).
 	DefaultZone *time.Location
@@ -61,6 +65,7 @@ type Service struct {
 	log         *slog.Logger
 	now         func() time.Time
 	analytics   Analytics
+	lifecycle   bool
 	defaultZone *time.Location
 	metrics     *metrics
 	zones       sync.Map // name → *time.Location
@@ -99,7 +104,8 @@ func New(pool *pgxpool.Pool, pub Publisher, reg *journey.Registry, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{pool: pool, pub: pub, reg: reg, log: opts.Logger, now: opts.Now, analytics: opts.Analytics, defaultZone: opts.DefaultZone, metrics: m}
+	s := &Service{pool: pool, pub: pub, reg: reg, log: opts.Logger, now: opts.Now, analytics: opts.Analytics,
+		lifecycle: !opts.NoLifecycleEvents, defaultZone: opts.DefaultZone, metrics: m}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -161,7 +167,7 @@ func (s *Service) resolveZone(j *journey.Journey, column string, contactProps ma
 // state: published into EVENTS for the contact the state names (not stored
 // in history, spec 10 §5.3.5), so the outbound webhooks see it on ACTIVITY.
 func (s *Service) lifecycleEvent(st *dbsqlc.JourneyState, name string, props map[string]any, at time.Time) (bus.OutMsg, bool) {
-	if st.ContactID == nil {
+	if !s.lifecycle || st.ContactID == nil {
 		return bus.OutMsg{}, false
 	}
 	data, err := json.Marshal(props)

@@ -514,7 +514,7 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
-	opts := journeys.Options{Logger: m.Log, Registerer: m.reg}
+	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents}
 	if m.analytics != nil {
 		opts.Analytics = m.analytics
 	}

@@ -61,6 +61,9 @@ type Config struct {
 	EmailRate float64
 	// EnabledLists is ENABLED_LISTS, with the ENABLED_BUCKETS rules.
 	EnabledLists string
+	// JourneyLifecycleEvents publishes journey:completed and
+	// journey:failed (HOGSEND_JOURNEY_LIFECYCLE_EVENTS, default true).
+	JourneyLifecycleEvents bool
 }
 
 // Service names for serve --only.
@@ -94,6 +97,8 @@ func envConfig(getenv func(string) string) (Config, error) {
 		ApplyTimeout:   5 * time.Second,
 		RateLimit:      100,
 		ReconcileEvery: 5 * time.Minute,
+
+		JourneyLifecycleEvents: true,
 	}
 	var errs []error
 	str := func(name string, dst *string) {
@@ -146,6 +151,7 @@ func envConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	boolVar("HOGSEND_NATS_SYNC_ALWAYS", &c.NATSSync)
+	boolVar("HOGSEND_JOURNEY_LIFECYCLE_EVENTS", &c.JourneyLifecycleEvents)
 	dur := func(name string, dst *time.Duration) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
