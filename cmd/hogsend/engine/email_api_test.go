@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,11 @@ func TestSendEmailAPI(t *testing.T) {
 	wantAPIError(t, err, http.StatusBadRequest, "invalid_request", "Unknown template: nope")
 	_, err = post(ingest, map[string]any{"to": "not-an-address", "template": "welcome"})
 	wantAPIError(t, err, http.StatusBadRequest, "invalid_request", "to")
+	// Oversize props (the body is capped at 256 KiB).
+	_, err = post(ingest, map[string]any{"to": "ada@example.com", "template": "welcome", "props": map[string]any{"blob": strings.Repeat("x", 300<<10)}})
+	if e := wantAPIError(t, err, http.StatusRequestEntityTooLarge, "", ""); e.Code == "" {
+		t.Errorf("oversize body answered without a code: %+v", e)
+	}
 	// A contact with no email cannot be mailed by userId.
 	if _, err := ingest.SendEvent(ctx, apiclient.Event{Name: "registered", UserID: "no-mail"}); err != nil {
 		t.Fatal(err)
