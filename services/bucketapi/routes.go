@@ -1,9 +1,7 @@
 package bucketapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -122,28 +120,10 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"bucket": detail})
 }
 
-type patchRequest struct {
-	// Enabled is raw so that a missing field and null are told apart from
-	// a wrong type.
-	Enabled json.RawMessage `json:"enabled"`
-}
-
 func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
-	var req patchRequest
-	if err := httpapi.DecodeJSON(w, r, &req, maxBodyBytes); err != nil {
+	enabled, err := httpapi.DecodeEnabled(w, r, maxBodyBytes)
+	if err != nil {
 		httpapi.WriteError(w, r, err)
-		return
-	}
-	var enabled bool
-	switch string(bytes.TrimSpace(req.Enabled)) {
-	case "":
-		httpapi.WriteError(w, r, errcode.InvalidField("enabled", "is required"))
-		return
-	case "true":
-		enabled = true
-	case "false":
-	default:
-		httpapi.WriteError(w, r, errcode.InvalidField("enabled", "must be a boolean"))
 		return
 	}
 	b, err := s.bucket(r)

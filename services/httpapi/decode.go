@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,4 +197,27 @@ func ParamUUID(r *http.Request, name string) (uuid.UUID, error) {
 		return uuid.Nil, errcode.InvalidField(name, "must be a UUID")
 	}
 	return id, nil
+}
+
+// DecodeEnabled decodes a switch body, {"enabled": true|false}: a missing
+// or null field and a wrong type are 400s naming the field (the admin
+// PATCH routes of buckets and journeys).
+func DecodeEnabled(w http.ResponseWriter, r *http.Request, maxBytes int64) (bool, error) {
+	var req struct {
+		// Raw, so that a missing field and null are told apart from a
+		// wrong type.
+		Enabled json.RawMessage `json:"enabled"`
+	}
+	if err := DecodeJSON(w, r, &req, maxBytes); err != nil {
+		return false, err
+	}
+	switch string(bytes.TrimSpace(req.Enabled)) {
+	case "":
+		return false, errcode.InvalidField("enabled", "is required")
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, errcode.InvalidField("enabled", "must be a boolean")
 }
