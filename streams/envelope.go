@@ -5,6 +5,7 @@
 package streams
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"time"
@@ -165,4 +166,20 @@ func lowerASCII(s string) string {
 		}
 	}
 	return s
+}
+
+// DecodeObject decodes a JSON object of event or contact properties,
+// numbers kept as json.Number (so 1.0 and 1 compare as the condition
+// language says); empty input is an empty map.
+func DecodeObject(raw json.RawMessage) (map[string]any, error) {
+	out := map[string]any{}
+	if len(raw) == 0 {
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

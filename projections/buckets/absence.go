@@ -12,6 +12,7 @@ import (
 
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
 )
 
 // absenceEvents are the events of the criteria's windowed not_exists legs:
@@ -83,7 +84,7 @@ func (r *Reconciler) absenceJoins(ctx context.Context, b *Bucket) (joined int, e
 		}
 		after = rows[len(rows)-1].ID
 		for _, c := range rows {
-			props, err := decodeBag(c.Properties)
+			props, err := streams.DecodeObject(c.Properties)
 			if err != nil {
 				return joined, fmt.Errorf("contact %s properties: %w", c.ID, err)
 			}

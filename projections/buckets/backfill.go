@@ -23,6 +23,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/services/errcode"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
+	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
@@ -561,7 +562,7 @@ func evaluatePage(ctx context.Context, crit condition.Node, rows []dbsqlc.Bucket
 		var props map[string]any
 		if usesProps {
 			var err error
-			if props, err = decodeBag(c.Properties); err != nil {
+			if props, err = streams.DecodeObject(c.Properties); err != nil {
 				return nil, fmt.Errorf("contact %s properties: %w", c.ID, err)
 			}
 		}

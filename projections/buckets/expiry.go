@@ -101,7 +101,7 @@ func (h *ExpiryHandler) Handle(ctx context.Context, m bus.Msg) error {
 	if err != nil {
 		return fmt.Errorf("read contact: %w", err)
 	}
-	props, err := decodeBag(c.Properties)
+	props, err := streams.DecodeObject(c.Properties)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("contact properties: %w", err))
 	}

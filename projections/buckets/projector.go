@@ -1,7 +1,6 @@
 package buckets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -293,7 +292,7 @@ func (p *Projector) evaluate(ctx context.Context, st *batchState, a *streams.Act
 	if len(cands) == 0 {
 		return nil
 	}
-	props, err := decodeBag(a.Contact.Properties)
+	props, err := streams.DecodeObject(a.Contact.Properties)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("contact %s properties: %w", a.ContactID, err))
 	}
@@ -443,19 +442,6 @@ func objectKeys(raw json.RawMessage) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func decodeBag(raw json.RawMessage) (map[string]any, error) {
-	out := map[string]any{}
-	if len(raw) == 0 {
-		return out, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func deref(s *string) string {

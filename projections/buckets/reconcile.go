@@ -154,7 +154,7 @@ func (r *Reconciler) sweepBucket(ctx context.Context, b *Bucket) (evaluated, lef
 			if meta.MinDwell > 0 && now.Sub(m.EnteredAt) < meta.MinDwell {
 				continue // not old enough to leave on criteria yet
 			}
-			props, err := decodeBag(m.Properties)
+			props, err := streams.DecodeObject(m.Properties)
 			if err != nil {
 				return evaluated, left, fmt.Errorf("contact %s properties: %w", m.ContactID, err)
 			}

@@ -1,7 +1,6 @@
 package journeys
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -202,7 +201,7 @@ func (b *batch) apply(ctx context.Context, a *streams.Activity, from uint64) err
 	}
 	now := b.s.clock()
 	e := &a.Event
-	props, err := decodeProps(e.EventProperties)
+	props, err := streams.DecodeObject(e.EventProperties)
 	if err != nil {
 		props = map[string]any{} // the contacts projection stored it; treat as empty
 	}
@@ -378,7 +377,7 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 		contactID = &cid
 		column = b.zones[cid]
 	}
-	contactProps, _ := decodeProps(a.Contact.Properties)
+	contactProps, _ := streams.DecodeObject(a.Contact.Properties)
 	zone := b.s.resolveZone(j, column, contactProps)
 	prior := b.prior[pk]
 	row, err := b.q.JourneyStateInsert(ctx, dbsqlc.JourneyStateInsertParams{
@@ -427,19 +426,6 @@ func (s *Service) stateZone(st *dbsqlc.JourneyState) *time.Location {
 		return l
 	}
 	return s.defaultZone
-}
-
-func decodeProps(raw json.RawMessage) (map[string]any, error) {
-	out := map[string]any{}
-	if len(raw) == 0 {
-		return out, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // scalarProps keeps the string, number, boolean and null values: the

@@ -70,7 +70,7 @@ func (c *ExitChecker) Exits(ctx context.Context, e *streams.Event) ([]Exit, erro
 			continue
 		}
 		if props == nil {
-			if props, err = decodeProps(e.EventProperties); err != nil {
+			if props, err = streams.DecodeObject(e.EventProperties); err != nil {
 				props = map[string]any{}
 			}
 		}

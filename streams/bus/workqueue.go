@@ -134,12 +134,20 @@ func RunWorkQueue(ctx context.Context, cfg WorkQueueConfig, h func(ctx context.C
 	}
 	w := &worker{cfg: &cfg, h: h, metrics: metrics, log: cfg.Logger.With("consumer", cfg.Name),
 		dl: deadLetterer{rec: cfg.DeadLetters, source: cfg.Name, log: cfg.Logger, metrics: metrics}}
-	hctx, cancel := drainContext(ctx, cfg.DrainTimeout)
+	return runWorkers(ctx, it, cfg.Workers, cfg.DrainTimeout, func(hctx context.Context) error { return w.loop(hctx, it) })
+}
+
+// runWorkers runs n loops over it until ctx is cancelled, then drains: the
+// iterator stops pulling, and the loops finish what they hold within
+// drain. It returns the loops' errors when the iterator closed on its own
+// (connection closed, consumer deleted), nil after a cancel.
+func runWorkers(ctx context.Context, it jetstream.MessagesContext, n int, drain time.Duration, loop func(ctx context.Context) error) error {
+	hctx, cancel := drainContext(ctx, drain)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, cfg.Workers)
-	for i := range cfg.Workers {
-		wg.Go(func() { errs[i] = w.loop(hctx, it) })
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = loop(hctx) })
 	}
 	stopped := make(chan struct{})
 	go func() {

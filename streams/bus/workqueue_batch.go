@@ -94,29 +94,7 @@ func RunWorkQueueBatch(ctx context.Context, cfg WorkQueueBatchConfig, h BatchWor
 		w: &worker{cfg: &cfg.WorkQueueConfig, metrics: metrics, log: log,
 			dl: deadLetterer{rec: cfg.DeadLetters, source: cfg.Name, log: cfg.Logger, metrics: metrics}},
 	}
-	hctx, cancel := drainContext(ctx, cfg.DrainTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, cfg.Workers)
-	for i := range cfg.Workers {
-		wg.Go(func() { errs[i] = r.loop(hctx) })
-	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		wg.Wait()
-	}()
-	select {
-	case <-ctx.Done():
-		it.Drain()
-		<-stopped
-		return nil
-	case <-stopped:
-		// The iterator closed on its own: connection closed or consumer
-		// deleted.
-		it.Stop()
-		return errors.Join(errs...)
-	}
+	return runWorkers(ctx, it, cfg.Workers, cfg.DrainTimeout, r.loop)
 }
 
 type batchRunner struct {
