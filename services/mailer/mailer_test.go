@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"sync/atomic"
