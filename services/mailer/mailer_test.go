@@ -432,3 +432,37 @@ func TestFailedSendCanBeRetried(t *testing.T) {
 		t.Errorf("the key is held by %d sent rows, want 1", n)
 	}
 }
+
+// Spec 20 scenario 12: with a cap of 2 a day and two prior sent rows the
+// next send is skipped (no row); a transactional send is exempt; failed
+// rows do not count.
+func TestFrequencyCapRules(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, mailer.Config{FrequencyCap: &mailer.FrequencyCap{Count: 2, Window: 24 * time.Hour}}, nil)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `INSERT INTO email_sends (id, to_email, template_key, status, created_at) VALUES
+		(gen_random_uuid(), 'cap@example.com', 'welcome', 'failed', now()), (gen_random_uuid(), 'cap@example.com', 'welcome', 'failed', now()),
+		(gen_random_uuid(), 'cap@example.com', 'welcome', 'sent', now() - interval '25 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	send := func(key, category string) mailer.Result {
+		cmd := journeyCommand(key, "cap@example.com")
+		cmd.Category = category
+		res, err := f.m.Send(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for i, want := range []string{mailer.StatusSent, mailer.StatusSent, mailer.StatusSkipped} {
+		if got := send("cap-"+string(rune('a'+i)), ""); got.Status != want {
+			t.Errorf("send %d: %s, want %s (failed rows and rows outside the window do not count)", i, got.Status, want)
+		}
+	}
+	if got := send("cap-tx", "transactional"); got.Status != mailer.StatusSent {
+		t.Errorf("transactional send: %s, want sent (exempt)", got.Status)
+	}
+	if res := send("cap-d", ""); res.EmailSendID != "" || res.Reason != "frequency_capped" {
+		t.Errorf("capped result %+v, want no row and reason frequency_capped", res)
+	}
+}
