@@ -51,7 +51,7 @@ func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 	} else {
 		components["nats"] = map[string]any{"status": "up"}
 	}
-	for name, group := range map[string]*bus.Partitioned{"contacts": m.contacts, "buckets": m.buckets} {
+	for name, group := range map[string]*bus.Partitioned{"contacts": m.contacts, "buckets": m.buckets, "journeys": m.journeyC} {
 		if group == nil {
 			continue
 		}
