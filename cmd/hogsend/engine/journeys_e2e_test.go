@@ -85,6 +85,13 @@ func TestJourneyEndToEnd(t *testing.T) {
 	if sent[0].Subject != "You are all set" {
 		t.Errorf("second email %q, want the activated branch", sent[0].Subject)
 	}
+	r, err := admin.Ready(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := r.Components["journeys"]; !ok || c.Lag == nil {
+		t.Errorf("readiness lacks the journeys consumer: %+v", r)
+	}
 	var tl apiclient.Timeline
 	eventually(t, 5*time.Second, func() bool {
 		var err error
