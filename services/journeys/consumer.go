@@ -215,14 +215,11 @@ func (b *batch) apply(ctx context.Context, a *streams.Activity, from uint64) err
 			kept = append(kept, l)
 			continue
 		}
-		n, err := b.q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusExited, At: now, ID: l.row.ID})
-		if err != nil {
-			return fmt.Errorf("exit journey state: %w", err)
-		}
-		if n > 0 {
-			b.w.log(l.row.ID, l.row.CurrentNodeID, "", StatusExited, map[string]string{"event": e.Name, "eventId": e.ID}, now)
-			b.s.metrics.exited.WithLabelValues(l.row.JourneyID).Inc()
-		}
+		// The row is locked by this transaction and live: it exits.
+		l.row.Status, l.row.ExitedAt, l.row.UpdatedAt = StatusExited, &now, now
+		b.w.touch(&l.row)
+		b.w.log(l.row.ID, l.row.CurrentNodeID, "", StatusExited, map[string]string{"event": e.Name, "eventId": e.ID}, now)
+		b.s.metrics.exited.WithLabelValues(l.row.JourneyID).Inc()
 	}
 	b.live[a.Key] = kept
 	// Waits this event ends: same contact, same name, published after the
@@ -299,9 +296,8 @@ func (b *batch) run(ctx context.Context, l *live, seq uint64, now time.Time, fro
 	if !ok {
 		// No longer registered: the state stays active, its wait resolved,
 		// until a process that has the journey runs it.
-		if _, err := b.q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: l.row.ID}); err != nil {
-			return fmt.Errorf("resume journey state: %w", err)
-		}
+		l.row.Status, l.row.UpdatedAt = StatusActive, now
+		b.w.touch(&l.row)
 		return nil
 	}
 	steps, err := b.stepsOf(ctx, l)
@@ -405,6 +401,11 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 // fold moves states from one key to another (spec 10 §2.3.3) and re-reads
 // the target's live states.
 func (b *batch) fold(ctx context.Context, f streams.Fold, a *streams.Activity) error {
+	// Write what this batch changed first: the rekey and the reload below
+	// read the rows.
+	if err := b.w.flush(ctx, b.q); err != nil {
+		return err
+	}
 	var cid *uuid.UUID
 	if id, err := uuid.Parse(a.ContactID); err == nil {
 		cid = &id

@@ -84,13 +84,35 @@ type writes struct {
 	index    map[stepKey]int
 	resolves dbsqlc.JourneyStepsResolveManyParams
 	logs     dbsqlc.JourneyLogsInsertParams
-	out      []bus.OutMsg
-	after    []func()
+	// states are the rows this transaction changed, written once at the
+	// end as they were left (the transaction holds them locked).
+	states []*dbsqlc.JourneyState
+	seen   map[uuid.UUID]int // index in states
+	out    []bus.OutMsg
+	after  []func()
 }
 
 type stepKey struct {
 	state uuid.UUID
 	step  int32
+}
+
+// touch marks st as changed; flush writes its fields as they are then.
+func (w *writes) touch(st *dbsqlc.JourneyState) {
+	if w.seen == nil {
+		w.seen = map[uuid.UUID]int{}
+	}
+	if i, ok := w.seen[st.ID]; ok {
+		w.states[i] = st // the latest copy of the row wins
+		return
+	}
+	w.seen[st.ID] = len(w.states)
+	w.states = append(w.states, st)
+}
+
+// terminal reports whether a status ends a state.
+func terminal(status string) bool {
+	return status == StatusCompleted || status == StatusFailed || status == StatusExited
 }
 
 func (w *writes) step(s dbsqlc.JourneyStep) {
@@ -163,6 +185,22 @@ func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
 			return fmt.Errorf("record step results: %w", err)
 		}
 		w.resolves = dbsqlc.JourneyStepsResolveManyParams{}
+	}
+	if len(w.states) > 0 {
+		var p dbsqlc.JourneyStatesApplyParams
+		for _, st := range w.states {
+			p.Ids = append(p.Ids, st.ID)
+			p.Statuses = append(p.Statuses, st.Status)
+			p.Nodes = append(p.Nodes, st.CurrentNodeID)
+			p.Errs = append(p.Errs, deref(st.ErrorMessage))
+			p.CompletedAts = append(p.CompletedAts, derefTime(st.CompletedAt))
+			p.ExitedAts = append(p.ExitedAts, derefTime(st.ExitedAt))
+			p.Ats = append(p.Ats, st.UpdatedAt)
+		}
+		if err := q.JourneyStatesApply(ctx, p); err != nil {
+			return fmt.Errorf("write journey states: %w", err)
+		}
+		w.states, w.seen = nil, nil
 	}
 	if len(w.logs.Ids) > 0 {
 		if err := q.JourneyLogsInsert(ctx, w.logs); err != nil {
@@ -254,17 +292,17 @@ func (x *execution) execute() (outcome, error) {
 // journey:completed / journey:failed event. A state that became terminal
 // meanwhile records nothing (spec 10 §5.3 flaws fixed).
 func (x *execution) finish(status, errMsg string, at time.Time) (outcome, error) {
-	p := dbsqlc.JourneyStateUpdateParams{Status: status, At: at, ID: x.state.ID}
-	if errMsg != "" {
-		p.ErrorMessage = &errMsg
-	}
-	n, err := x.q.JourneyStateUpdate(x.ctx, p)
-	if err != nil {
-		return outcome{}, fmt.Errorf("set journey state %s: %w", status, err)
-	}
-	if n == 0 {
+	if terminal(x.state.Status) {
 		return outcome{}, nil
 	}
+	x.state.Status, x.state.UpdatedAt = status, at
+	if errMsg != "" {
+		x.state.ErrorMessage = &errMsg
+	}
+	if status == StatusCompleted {
+		x.state.CompletedAt = &at
+	}
+	x.w.touch(x.state)
 	var detail any
 	if errMsg != "" {
 		detail = map[string]string{"error": errMsg}
@@ -424,15 +462,13 @@ func (x *execution) block(s dbsqlc.JourneyStep) {
 	x.steps = append(x.steps, s)
 	x.w.step(s)
 	label := deref(s.Label)
-	if _, err := x.q.JourneyStateUpdate(x.ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusWaiting, CurrentNodeID: &label, At: x.now, ID: x.state.ID}); err != nil {
-		x.abort(fmt.Errorf("set journey state waiting: %w", err))
-	}
 	detail := map[string]any{"until": s.DueAt}
 	if s.WaitEvent != nil {
 		detail["event"] = *s.WaitEvent
 	}
 	x.w.log(x.state.ID, x.state.CurrentNodeID, label, "waiting", detail, x.now)
-	x.state.CurrentNodeID = label
+	x.state.Status, x.state.CurrentNodeID, x.state.UpdatedAt = StatusWaiting, label, x.now
+	x.w.touch(x.state)
 	msg, err := timerMsg(Timer{StateID: x.state.ID.String(), Step: int(s.Step), DueAt: *s.DueAt})
 	if err != nil {
 		x.abort(err)
@@ -461,11 +497,9 @@ func (x *execution) Checkpoint(label string) {
 	if rec != nil {
 		return
 	}
-	if err := x.q.JourneyStateCheckpoint(x.ctx, dbsqlc.JourneyStateCheckpointParams{CurrentNodeID: label, At: x.now, ID: x.state.ID}); err != nil {
-		x.abort(fmt.Errorf("checkpoint: %w", err))
-	}
 	x.w.log(x.state.ID, x.state.CurrentNodeID, label, "checkpoint", nil, x.now)
-	x.state.CurrentNodeID = label
+	x.state.CurrentNodeID, x.state.UpdatedAt = label, x.now
+	x.w.touch(x.state)
 	x.record(n, kindCheckpoint, label, stepResult{})
 }
 

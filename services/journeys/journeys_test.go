@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
+	"github.com/seed-eeb360f6/hogsend/streams"
 )
 
 // A three-step journey: email, sleep, email. The run resumes from a TIMERS
@@ -370,5 +373,38 @@ func TestLifecycleEvents(t *testing.T) {
 		if stored != 0 {
 			t.Errorf("%d journey:* events stored in history, want none (spec 10 §5.3.5)", stored)
 		}
+	}
+}
+
+// History folding (spec 10 §2.3.3): an anonymous contact's waiting state
+// moves to its new key when it identifies, and the wait resumes on the
+// identifying event itself.
+func TestStateFollowsIdentify(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "visit", Name: "Visit", EntryLimit: journey.Once, Trigger: journey.OnEvent("visited")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			w, err := ctx.WaitForEvent("signed_up", time.Hour)
+			if err != nil || w.TimedOut {
+				return err
+			}
+			ctx.Checkpoint("converted")
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	publish := func(ev *streams.Event) {
+		ev.V, ev.ID, ev.Type, ev.ReceivedAt, ev.Source = streams.EnvelopeVersion, uuid.Must(uuid.NewV7()).String(), streams.TypeTrack, time.Now().UTC(), "test"
+		if _, err := e.pub.PublishEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(&streams.Event{Name: "visited", AnonymousID: "anon-9"})
+	e.waitStatus("anon-9", "visit", journeys.StatusWaiting, 5*time.Second)
+	publish(&streams.Event{Name: "signed_up", UserID: "u-9", AnonymousID: "anon-9"})
+	st := e.waitStatus("u-9", "visit", journeys.StatusCompleted, 5*time.Second)
+	if st.CurrentNodeID != "converted" {
+		t.Errorf("state %+v", st)
+	}
+	if n := len(e.states("anon-9", "visit")); n != 0 {
+		t.Errorf("%d states left under the anonymous key", n)
 	}
 }

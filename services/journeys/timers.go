@@ -154,10 +154,8 @@ func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, no
 		if !ok {
 			// Not registered here: active, its wait resolved, until a
 			// process that has the journey runs it.
-			if _, err := q.JourneyStateUpdate(ctx, dbsqlc.JourneyStateUpdateParams{Status: StatusActive, At: now, ID: id}); err != nil {
-				return nil, nil, nil, fmt.Errorf("resume journey state: %w", err)
-			}
-			st.Status = StatusActive
+			st.Status, st.UpdatedAt = StatusActive, now
+			w.touch(st)
 			continue
 		}
 		st.Status = StatusActive

@@ -450,22 +450,6 @@ func (q *Queries) JourneyPriorStates(ctx context.Context, arg JourneyPriorStates
 	return items, nil
 }
 
-const journeyStateCheckpoint = `-- name: JourneyStateCheckpoint :exec
-UPDATE journey_states SET current_node_id = $1, updated_at = $2 WHERE id = $3
-`
-
-type JourneyStateCheckpointParams struct {
-	CurrentNodeID string
-	At            time.Time
-	ID            uuid.UUID
-}
-
-// spec 10 §5.4 checkpoint: unconditional, even on a terminal row.
-func (q *Queries) JourneyStateCheckpoint(ctx context.Context, arg JourneyStateCheckpointParams) error {
-	_, err := q.db.Exec(ctx, journeyStateCheckpoint, arg.CurrentNodeID, arg.At, arg.ID)
-	return err
-}
-
 const journeyStateInsert = `-- name: JourneyStateInsert :one
 INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
 VALUES ($1::uuid, $2, $3, $4, $5, 'start', 'active', ($1::uuid)::text, $6, $7, $8, $9, $10, $10)
@@ -526,38 +510,46 @@ func (q *Queries) JourneyStateInsert(ctx context.Context, arg JourneyStateInsert
 	return i, err
 }
 
-const journeyStateUpdate = `-- name: JourneyStateUpdate :execrows
-UPDATE journey_states SET
-    status          = $1,
-    current_node_id = coalesce($2, current_node_id),
-    error_message   = coalesce($3, error_message),
-    completed_at    = CASE WHEN $1 = 'completed' THEN $4::timestamptz ELSE completed_at END,
-    exited_at       = CASE WHEN $1 = 'exited' THEN $4::timestamptz ELSE exited_at END,
-    updated_at      = $4
-WHERE id = $5 AND status IN ('active', 'waiting')
+const journeyStatesApply = `-- name: JourneyStatesApply :exec
+UPDATE journey_states s SET
+    status          = u.status,
+    current_node_id = u.node,
+    error_message   = nullif(u.err, ''),
+    completed_at    = u.completed_at,
+    exited_at       = u.exited_at,
+    updated_at      = u.at
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS status, unnest($3::text[]) AS node,
+             unnest($4::text[]) AS err,
+             nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
+             nullif(unnest($6::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
+             unnest($7::timestamptz[]) AS at) u
+WHERE s.id = u.id
 `
 
-type JourneyStateUpdateParams struct {
-	Status        string
-	CurrentNodeID *string
-	ErrorMessage  *string
-	At            time.Time
-	ID            uuid.UUID
+type JourneyStatesApplyParams struct {
+	Ids          []uuid.UUID
+	Statuses     []string
+	Nodes        []string
+	Errs         []string
+	CompletedAts []time.Time
+	ExitedAts    []time.Time
+	Ats          []time.Time
 }
 
-// Moves a non-terminal state; terminal rows never change status again.
-func (q *Queries) JourneyStateUpdate(ctx context.Context, arg JourneyStateUpdateParams) (int64, error) {
-	result, err := q.db.Exec(ctx, journeyStateUpdate,
-		arg.Status,
-		arg.CurrentNodeID,
-		arg.ErrorMessage,
-		arg.At,
-		arg.ID,
+// Writes the states a transaction changed, once each, as the runs left
+// them. The transaction holds their rows (it inserted them or locked them
+// FOR UPDATE), so the transitions were decided on their current status.
+func (q *Queries) JourneyStatesApply(ctx context.Context, arg JourneyStatesApplyParams) error {
+	_, err := q.db.Exec(ctx, journeyStatesApply,
+		arg.Ids,
+		arg.Statuses,
+		arg.Nodes,
+		arg.Errs,
+		arg.CompletedAts,
+		arg.ExitedAts,
+		arg.Ats,
 	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	return err
 }
 
 const journeyStatesLockMany = `-- name: JourneyStatesLockMany :many

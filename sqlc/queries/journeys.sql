@@ -54,21 +54,6 @@ SELECT unnest(@state_ids::uuid[]), unnest(@steps::int[]), unnest(@kinds::text[])
        nullif(unnest(@wait_after_seqs::bigint[]), 0), nullif(unnest(@wait_after_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest(@created_ats::timestamptz[]),
        nullif(unnest(@resolved_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz);
 
--- name: JourneyStateUpdate :execrows
--- Moves a non-terminal state; terminal rows never change status again.
-UPDATE journey_states SET
-    status          = @status,
-    current_node_id = coalesce(sqlc.narg(current_node_id), current_node_id),
-    error_message   = coalesce(sqlc.narg(error_message), error_message),
-    completed_at    = CASE WHEN @status = 'completed' THEN @at::timestamptz ELSE completed_at END,
-    exited_at       = CASE WHEN @status = 'exited' THEN @at::timestamptz ELSE exited_at END,
-    updated_at      = @at
-WHERE id = @id AND status IN ('active', 'waiting');
-
--- name: JourneyStateCheckpoint :exec
--- spec 10 §5.4 checkpoint: unconditional, even on a terminal row.
-UPDATE journey_states SET current_node_id = @current_node_id, updated_at = @at WHERE id = @id;
-
 -- name: JourneyLogsInsert :exec
 INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
 SELECT unnest(@ids::uuid[]), unnest(@state_ids::uuid[]), nullif(unnest(@from_nodes::text[]), ''), nullif(unnest(@to_nodes::text[]), ''),
@@ -158,3 +143,21 @@ SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY
 -- address, failed ones included.
 SELECT count(*)::int AS n, coalesce(max(sent_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_sent_at
 FROM email_sends WHERE lower(to_email) = lower(@to_email) AND template_key = @template_key;
+
+-- name: JourneyStatesApply :exec
+-- Writes the states a transaction changed, once each, as the runs left
+-- them. The transaction holds their rows (it inserted them or locked them
+-- FOR UPDATE), so the transitions were decided on their current status.
+UPDATE journey_states s SET
+    status          = u.status,
+    current_node_id = u.node,
+    error_message   = nullif(u.err, ''),
+    completed_at    = u.completed_at,
+    exited_at       = u.exited_at,
+    updated_at      = u.at
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@statuses::text[]) AS status, unnest(@nodes::text[]) AS node,
+             unnest(@errs::text[]) AS err,
+             nullif(unnest(@completed_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
+             nullif(unnest(@exited_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
+             unnest(@ats::timestamptz[]) AS at) u
+WHERE s.id = u.id;
