@@ -59,8 +59,12 @@ type Suppression interface {
 // Links builds the token links a tracked send carries (spec 20 §3.5);
 // identity is the contact key, else the address.
 type Links interface {
-	UnsubscribeURL(identity, email, category string) string
-	PreferencesURL(identity, email string) string
+	// The links of one send are signed as issued at the send's creation,
+	// so a send delivered again after a crash carries the same bytes under
+	// the same provider idempotency key (Resend refuses a key reused with
+	// another payload).
+	UnsubscribeURLAt(identity, email, category string, issued time.Time) string
+	PreferencesURLAt(identity, email string, issued time.Time) string
 }
 
 // Publisher publishes engagement events into EVENTS.
@@ -531,8 +535,8 @@ func (m *Mailer) compose(cmd *streams.EmailCommand, row dbsqlc.EmailSend) (compo
 			// (spec 20 §1.8.1).
 			linkCategory = ""
 		}
-		opts.UnsubscribeURL = m.links.UnsubscribeURL(identity, cmd.To, linkCategory)
-		opts.PreferencesURL = m.links.PreferencesURL(identity, cmd.To)
+		opts.UnsubscribeURL = m.links.UnsubscribeURLAt(identity, cmd.To, linkCategory, row.CreatedAt)
+		opts.PreferencesURL = m.links.PreferencesURLAt(identity, cmd.To, row.CreatedAt)
 		if opts.UnsubscribeURL != "" {
 			// RFC 8058 one-click: a mail client POSTs to this URL.
 			headers["List-Unsubscribe"] = "<" + opts.UnsubscribeURL + ">"

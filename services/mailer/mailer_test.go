@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/mailer/devoutbox"
 	"github.com/seed-eeb360f6/hogsend/services/mailer/provider"
 	"github.com/seed-eeb360f6/hogsend/services/mailer/templates"
+	"github.com/seed-eeb360f6/hogsend/services/preferences"
 	"github.com/seed-eeb360f6/hogsend/streams"
 	"github.com/seed-eeb360f6/hogsend/streams/bus"
 	"github.com/seed-eeb360f6/hogsend/streams/natstest"
@@ -57,10 +59,10 @@ func (p *countingProvider) Send(ctx context.Context, m provider.Message) (provid
 // links is a fixed token-link builder for tests.
 type links struct{}
 
-func (links) UnsubscribeURL(id, email, category string) string {
+func (links) UnsubscribeURLAt(id, email, category string, _ time.Time) string {
 	return "https://mail.example.com/v1/email/unsubscribe?token=" + id + "." + category
 }
-func (links) PreferencesURL(id, email string) string {
+func (links) PreferencesURLAt(id, email string, _ time.Time) string {
 	return "https://mail.example.com/v1/email/preferences?token=" + id
 }
 
@@ -464,5 +466,70 @@ func TestFrequencyCapRules(t *testing.T) {
 	}
 	if res := send("cap-d", ""); res.EmailSendID != "" || res.Reason != "frequency_capped" {
 		t.Errorf("capped result %+v, want no row and reason frequency_capped", res)
+	}
+}
+
+// recordingProvider keeps every message it is handed and loses the answer
+// of the first call (a crash after the provider accepted).
+type recordingProvider struct {
+	next provider.Provider
+	mu   sync.Mutex
+	got  []provider.Message
+}
+
+func (p *recordingProvider) Name() string { return p.next.Name() }
+
+func (p *recordingProvider) Send(ctx context.Context, m provider.Message) (provider.Sent, error) {
+	p.mu.Lock()
+	p.got = append(p.got, m)
+	first := len(p.got) == 1
+	p.mu.Unlock()
+	s, err := p.next.Send(ctx, m)
+	if err == nil && first {
+		return provider.Sent{}, &provider.Error{Retryable: true, Err: errors.New("answer lost")}
+	}
+	return s, err
+}
+
+// A send delivered again after a lost answer is byte for byte the same
+// message under the same provider key, even though time moved on: the
+// unsubscribe links are signed as of the send's creation (a provider such
+// as Resend refuses a key reused with another payload).
+func TestRetriedSendIsIdentical(t *testing.T) {
+	t.Parallel()
+	pool := schematest.NewPool(t)
+	clock := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	prefs, err := preferences.New(preferences.Config{Secret: []byte("s3cret"), PublicURL: "https://mail.example.com",
+		Store: preferences.NewStore(pool, preferences.StoreOptions{}), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpls, err := templates.StockRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingProvider{next: devoutbox.New(pool)}
+	m, err := mailer.New(pool, tpls, rec, mailer.Config{PublicURL: "https://mail.example.com"}, mailer.Options{Links: prefs, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := journeyCommand("journey:same:0", "ada@example.com")
+	if _, err := m.Send(context.Background(), cmd); err == nil {
+		t.Fatal("the lost answer was not reported")
+	}
+	mu.Lock()
+	clock = clock.Add(90 * time.Minute)
+	mu.Unlock()
+	if res, err := m.Send(context.Background(), cmd); err != nil || res.Status != mailer.StatusSent {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if len(rec.got) != 2 {
+		t.Fatalf("%d provider calls, want 2", len(rec.got))
+	}
+	a, b := rec.got[0], rec.got[1]
+	if a.IdempotencyKey != b.IdempotencyKey || a.HTML != b.HTML || a.Text != b.Text || !maps.Equal(a.Headers, b.Headers) || a.Subject != b.Subject {
+		t.Errorf("the retry differs from the first attempt under key %s", a.IdempotencyKey)
 	}
 }

@@ -90,13 +90,19 @@ func New(cfg Config) (*Service, error) {
 // the key of sends to addresses without a contact (§3.1); a token without
 // externalId would not verify.
 func (s *Service) token(action, userID, email, category string) string {
+	return s.tokenAt(action, userID, email, category, s.now())
+}
+
+// tokenAt signs a token issued at issued: the same inputs give the same
+// token, so an email re-rendered after a crash is byte for byte the same.
+func (s *Service) tokenAt(action, userID, email, category string, issued time.Time) string {
 	email = NormalizeEmail(email)
 	if strings.TrimSpace(userID) == "" {
 		userID = email
 	}
 	return Sign(s.secret, Claims{
 		ExternalID: userID, Email: email, Action: action,
-		Exp: s.now().Add(s.lifetime), Category: category,
+		Exp: issued.Add(s.lifetime), Category: category,
 	})
 }
 
@@ -110,6 +116,17 @@ func (s *Service) link(path, token string) string {
 // it).
 func (s *Service) UnsubscribeURL(userID, email, category string) string {
 	return s.link(PathUnsubscribe, s.token(ActionUnsubscribe, userID, email, category))
+}
+
+// UnsubscribeURLAt is UnsubscribeURL issued at issued (the mailer signs a
+// send's links as of the send's creation).
+func (s *Service) UnsubscribeURLAt(userID, email, category string, issued time.Time) string {
+	return s.link(PathUnsubscribe, s.tokenAt(ActionUnsubscribe, userID, email, category, issued))
+}
+
+// PreferencesURLAt is PreferencesURL issued at issued.
+func (s *Service) PreferencesURLAt(userID, email string, issued time.Time) string {
+	return s.link(PathPreferences, s.tokenAt(ActionManage, userID, email, "", issued))
 }
 
 // ResubscribeURL is the link that undoes UnsubscribeURL.
