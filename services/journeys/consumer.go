@@ -41,6 +41,10 @@ type batch struct {
 	// event) is read once; fresh states have none to read.
 	steps map[uuid.UUID][]dbsqlc.JourneyStep
 	fresh map[uuid.UUID]bool
+	// staleKeys are keys history folded onto in this batch: their prior
+	// states are re-read before an enrolment (the batch-start read missed
+	// the rows folded in).
+	staleKeys map[string]bool
 	// zones holds contacts.timezone of the batch's enrolling contacts.
 	zones map[uuid.UUID]string
 }
@@ -66,7 +70,7 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (project
 		}
 	}
 	b := &batch{s: s, q: q, w: &writes{}, live: map[string][]*live{}, prior: map[pairKey]journey.PriorStates{}, unsub: map[string]bool{},
-		steps: map[uuid.UUID][]dbsqlc.JourneyStep{}, fresh: map[uuid.UUID]bool{}, zones: map[uuid.UUID]string{}}
+		steps: map[uuid.UUID][]dbsqlc.JourneyStep{}, fresh: map[uuid.UUID]bool{}, zones: map[uuid.UUID]string{}, staleKeys: map[string]bool{}}
 	if err := b.loadLive(ctx, keys); err != nil {
 		return projections.Output{}, err
 	}
@@ -229,6 +233,11 @@ func (b *batch) apply(ctx context.Context, a *streams.Activity, from uint64) err
 		if p == nil || p.Kind != kindWait || deref(p.WaitEvent) != e.Name || !after(p, a) {
 			continue
 		}
+		if _, ok := b.s.reg.Get(l.row.JourneyID); !ok {
+			// Not registered in this process (a rolling deploy, a changed
+			// ENABLED_JOURNEYS): the wait stays pending for its timer.
+			continue
+		}
 		f := false
 		res, _ := json.Marshal(stepResult{TimedOut: &f, EventID: e.ID})
 		if err := b.resume(ctx, l, res, now, "event"); err != nil {
@@ -294,11 +303,7 @@ func (b *batch) stepsOf(ctx context.Context, l *live) ([]dbsqlc.JourneyStep, err
 func (b *batch) run(ctx context.Context, l *live, seq uint64, now time.Time, from uint64) error {
 	j, ok := b.s.reg.Get(l.row.JourneyID)
 	if !ok {
-		// No longer registered: the state stays active, its wait resolved,
-		// until a process that has the journey runs it.
-		l.row.Status, l.row.UpdatedAt = StatusActive, now
-		b.w.touch(&l.row)
-		return nil
+		return nil // resume checks registration first; kept as a guard
 	}
 	steps, err := b.stepsOf(ctx, l)
 	if err != nil {
@@ -351,6 +356,9 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 		return skip(reason)
 	}
 	pk := pairKey{a.Key, j.ID()}
+	if err := b.refreshPrior(ctx, pk); err != nil {
+		return err
+	}
 	if ok, reason := journey.EntryAllowed(j, b.prior[pk], now); !ok {
 		return skip(reason)
 	}
@@ -375,6 +383,14 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 	}
 	contactProps, _ := streams.DecodeObject(a.Contact.Properties)
 	zone := b.s.resolveZone(j, column, contactProps)
+	// A run of the pair that ended in this transaction is only ended in
+	// memory: write it first, or its row still holds the pair's unique
+	// live slot and the enrolment would read as already_active.
+	if b.w.endedPair(a.Key, j.ID()) {
+		if err := b.w.flush(ctx, b.q); err != nil {
+			return err
+		}
+	}
 	prior := b.prior[pk]
 	row, err := b.q.JourneyStateInsert(ctx, dbsqlc.JourneyStateInsertParams{
 		ID: derivedID("state", a.Event.ID+"\x00"+j.ID()), UserID: a.Key, UserEmail: a.Event.Email, JourneyID: j.ID(),
@@ -419,7 +435,26 @@ func (b *batch) fold(ctx context.Context, f streams.Fold, a *streams.Activity) e
 	}
 	delete(b.live, f.From)
 	delete(b.live, f.To)
+	b.staleKeys[f.To] = true
 	return b.loadLive(ctx, []string{f.To})
+}
+
+// refreshPrior re-reads the prior states of a pair whose key history was
+// folded onto in this batch (guard 4 counts the folded rows too).
+func (b *batch) refreshPrior(ctx context.Context, pk pairKey) error {
+	if !b.staleKeys[pk.key] {
+		return nil
+	}
+	rows, err := b.q.JourneyPriorStates(ctx, dbsqlc.JourneyPriorStatesParams{Keys: []string{pk.key}, JourneyIds: []string{pk.journey}})
+	if err != nil {
+		return fmt.Errorf("read prior journey states: %w", err)
+	}
+	b.prior[pk] = journey.PriorStates{}
+	for _, r := range rows {
+		newest := r.Newest
+		b.prior[pk] = journey.PriorStates{Count: int(r.N), NewestCreatedAt: &newest}
+	}
+	return nil
 }
 
 func (s *Service) stateZone(st *dbsqlc.JourneyState) *time.Location {

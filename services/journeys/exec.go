@@ -110,6 +110,17 @@ func (w *writes) touch(st *dbsqlc.JourneyState) {
 	w.states = append(w.states, st)
 }
 
+// endedPair reports whether this transaction ended a run of (key,
+// journey) that is not written yet.
+func (w *writes) endedPair(key, journeyID string) bool {
+	for _, st := range w.states {
+		if st.UserID == key && st.JourneyID == journeyID && terminal(st.Status) {
+			return true
+		}
+	}
+	return false
+}
+
 // terminal reports whether a status ends a state.
 func terminal(status string) bool {
 	return status == StatusCompleted || status == StatusFailed || status == StatusExited
@@ -350,6 +361,11 @@ func (x *execution) suspend(s *dbsqlc.JourneyStep) {
 // replay returns the recorded step the run reached, or nil when the run is
 // past its log and must record a new step numbered n.
 func (x *execution) replay(kind string) (rec *dbsqlc.JourneyStep, n int32) {
+	if x.suspended || x.failure != nil || x.fatal != nil {
+		// A deferred call of journey code after the run suspended or
+		// failed: it must record and do nothing.
+		runtime.Goexit()
+	}
 	n = int32(x.next)
 	x.next++
 	if int(n) < len(x.steps) {

@@ -408,3 +408,61 @@ func TestStateFollowsIdentify(t *testing.T) {
 		t.Errorf("%d states left under the anonymous key", n)
 	}
 }
+
+// A run that ends in a batch frees its pair at once: an event that both
+// exits a live run and triggers the journey enrols a new run (spec 10
+// §1.4 before §5.2), and two triggers of an instantly completing unlimited
+// journey make two runs however the events are batched.
+func TestEndedRunFreesItsPairInTheSameBatch(t *testing.T) {
+	t.Parallel()
+	restart := journey.MustDefine(journey.Meta{ID: "restart", Name: "Restart", EntryLimit: journey.Unlimited,
+		Trigger: journey.OnEvent("go"), ExitOn: []journey.Exit{{Event: "go"}}},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(time.Hour)
+			return nil
+		})
+	instant := journey.MustDefine(journey.Meta{ID: "instant", Name: "Instant", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("go")},
+		func(ctx *journey.Ctx, u journey.User) error { return nil })
+	e := startEngine(t, []*journey.Journey{restart, instant}, engineOptions{})
+	e.send("u1", "", "go", nil)
+	e.send("u1", "", "go", nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && (len(e.states("u1", "restart")) < 2 || len(e.states("u1", "instant")) < 2) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got []string
+	for _, st := range e.states("u1", "restart") {
+		got = append(got, st.Status)
+	}
+	if strings.Join(got, ",") != "exited,waiting" {
+		t.Errorf("restart states %v, want exited then waiting", got)
+	}
+	got = nil
+	for _, st := range e.states("u1", "instant") {
+		got = append(got, st.Status)
+	}
+	if strings.Join(got, ",") != "completed,completed" {
+		t.Errorf("instant states %v, want two completed runs", got)
+	}
+}
+
+// A ctx call deferred by journey code runs when the run suspends; it must
+// neither record a step nor act, so the replay after the wake matches.
+func TestDeferredCallsAfterSuspendDoNothing(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "deferred", Name: "Deferred", EntryLimit: journey.Once, Trigger: journey.OnEvent("go")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			defer ctx.Capture("left", nil)
+			ctx.Sleep(300 * time.Millisecond)
+			return ctx.SendEmail(journey.Email{Template: "nudge", To: "x@example.com"})
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "", "go", nil)
+	st := e.waitStatus("u1", "deferred", journeys.StatusCompleted, 5*time.Second)
+	if st.ErrorMessage != nil {
+		t.Errorf("failed: %s", *st.ErrorMessage)
+	}
+	if n := len(e.waitEmails(1, 5*time.Second)); n != 1 {
+		t.Errorf("%d emails, want 1", n)
+	}
+}

@@ -31,7 +31,7 @@ func (s *Service) HandleTimer(ctx context.Context, m bus.Msg) error {
 func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 	errs := make([]error, len(msgs))
 	timers := make([]*Timer, len(msgs))
-	var ids, redelivered []uuid.UUID
+	var ids []uuid.UUID
 	for i, m := range msgs {
 		var t Timer
 		if err := json.Unmarshal(m.Data, &t); err != nil {
@@ -45,9 +45,6 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 		}
 		timers[i] = &t
 		ids = append(ids, id)
-		if m.NumDelivered > 1 {
-			redelivered = append(redelivered, id)
-		}
 	}
 	fail := func(err error) []error {
 		for i := range errs {
@@ -60,11 +57,10 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 	if len(ids) == 0 {
 		return errs
 	}
-	// Only a redelivery can find an outbox an earlier attempt left.
-	if len(redelivered) > 0 {
-		if err := s.flushOutboxes(ctx, redelivered); err != nil {
-			return fail(err)
-		}
+	// Publish what an earlier attempt committed but did not: a redelivery,
+	// or a timer replayed from the dead letters (one indexed lookup).
+	if err := s.flushOutboxes(ctx, ids); err != nil {
+		return fail(err)
 	}
 	now := s.clock()
 	for i, t := range timers {
@@ -74,8 +70,18 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 			timers[i] = nil
 		}
 	}
-	out, after, boxIDs, err := s.wake(ctx, timers, ids, now)
+	out, after, boxIDs, err := s.wake(ctx, timers, ids, now, errs)
 	if err != nil {
+		if len(msgs) > 1 {
+			// One state's failure must not hold the others back: each
+			// timer again, in a transaction of its own.
+			for i, m := range msgs {
+				if errs[i] == nil {
+					errs[i] = s.HandleTimers(ctx, []bus.Msg{m})[0]
+				}
+			}
+			return errs
+		}
 		return fail(err)
 	}
 	if len(out) > 0 {
@@ -93,7 +99,9 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 }
 
 // wake runs the batch's transaction and returns what to publish after it.
-func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, now time.Time) (out []bus.OutMsg, after []func(), boxIDs []int64, err error) {
+// A timer of a journey this process does not have gets its error in errs
+// (retried later, by a process that has it); its step stays pending.
+func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, now time.Time, errs []error) (out []bus.OutMsg, after []func(), boxIDs []int64, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("begin wake-up: %w", err)
@@ -131,6 +139,18 @@ func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, no
 		if t.Step >= len(log) || log[t.Step].Result != nil || int(log[t.Step].Step) != t.Step {
 			continue // resolved already (an event ended the wait, or a redelivery)
 		}
+		j, ok := s.reg.Get(st.JourneyID)
+		if !ok {
+			// Not registered here (a rolling deploy, a changed
+			// ENABLED_JOURNEYS): leave the wait pending for a process
+			// that has the journey.
+			for i := range timers {
+				if timers[i] == t {
+					errs[i] = bus.RetryAfter(fmt.Errorf("journey %s is not registered in this process", st.JourneyID), time.Minute)
+				}
+			}
+			continue
+		}
 		p := &log[t.Step]
 		var res stepResult
 		switch p.Kind {
@@ -150,14 +170,6 @@ func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, no
 		w.resolve(id, p.Step, data, now)
 		w.log(id, st.CurrentNodeID, st.CurrentNodeID, "resumed", json.RawMessage(data), now)
 		s.metrics.resumed.WithLabelValues(st.JourneyID, "timer").Inc()
-		j, ok := s.reg.Get(st.JourneyID)
-		if !ok {
-			// Not registered here: active, its wait resolved, until a
-			// process that has the journey runs it.
-			st.Status, st.UpdatedAt = StatusActive, now
-			w.touch(st)
-			continue
-		}
 		st.Status = StatusActive
 		first := len(w.out)
 		x := &execution{ctx: ctx, svc: s, q: q, w: w, state: st, j: j, zone: s.stateZone(st), steps: log, now: now}
