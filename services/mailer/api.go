@@ -148,6 +148,13 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 	if k, ok := r.Header["Idempotency-Key"]; ok && len(k) > 0 {
 		req.IdempotencyKey = k[0]
 	}
+	for field, v := range map[string]string{"to": req.To, "userId": req.UserID, "template": req.Template, "from": req.From,
+		"subject": req.Subject, "category": req.Category, "idempotencyKey": req.IdempotencyKey} {
+		if strings.ContainsRune(v, 0) {
+			httpapi.WriteError(w, r, errcode.InvalidField(field, "must not contain NUL bytes"))
+			return
+		}
+	}
 	to, userID := strings.TrimSpace(req.To), strings.TrimSpace(req.UserID)
 	if to == "" && userID == "" {
 		httpapi.WriteError(w, r, errcode.Invalid("to or userId is required"))
@@ -275,6 +282,11 @@ func (a *API) Dispatch(ctx context.Context, cmd *streams.EmailCommand, key strin
 	}
 	cmd.IdempotencyKey = key
 	cmd.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte("email\x00"+key)).String()
+	// Each request publishes its own command (the message id is per
+	// attempt): the mailer answers a repeat of a key from its row, and a key
+	// whose send failed for good really sends again (spec 20 scenario 6).
+	attempt := key + "#" + uuid.Must(uuid.NewV7()).String()
+	started := a.now().UTC().Add(-time.Second)
 	data, err := json.Marshal(cmd)
 	if err != nil {
 		return res, false, err
@@ -286,17 +298,17 @@ func (a *API) Dispatch(ctx context.Context, cmd *streams.EmailCommand, key strin
 		return res, false, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err)
 	}
 	defer sub.Unsubscribe() //nolint:errcheck
-	if err := a.pub.PublishAsyncBatch(ctx, []bus.OutMsg{{Subject: streams.EmailSendSubject, MsgID: key, Data: data}}); err != nil {
+	if err := a.pub.PublishAsyncBatch(ctx, []bus.OutMsg{{Subject: streams.EmailSendSubject, MsgID: attempt, Data: data}}); err != nil {
 		return res, false, errcode.Wrap(errcode.CodeUnavailable, "the message bus is unavailable", err)
 	}
-	res, ok = a.await(ctx, sub, cmd.ID)
+	res, ok = a.await(ctx, sub, cmd.ID, started)
 	return res, ok, nil
 }
 
-// await waits for the mailer's announcement; a duplicate command (the key
-// was seen) is answered from its row, since the stream dropped it and
-// nothing will be announced.
-func (a *API) await(ctx context.Context, sub *nats.Subscription, id string) (streams.EmailResult, bool) {
+// await waits for the mailer's announcement, looking at the command's row
+// too in case the announcement was missed; a row not written since the
+// request started belongs to an earlier attempt and is not the answer.
+func (a *API) await(ctx context.Context, sub *nats.Subscription, id string, started time.Time) (streams.EmailResult, bool) {
 	deadline := time.Now().Add(a.wait)
 	for time.Now().Before(deadline) {
 		msg, err := sub.NextMsg(250 * time.Millisecond)
@@ -309,18 +321,22 @@ func (a *API) await(ctx context.Context, sub *nats.Subscription, id string) (str
 		if ctx.Err() != nil {
 			return streams.EmailResult{}, false
 		}
-		if row, err := a.q().MailerSendGet(ctx, uuid.MustParse(id)); err == nil && row.Status != "queued" {
-			status := StatusSent
+		if row, err := a.q().MailerSendGet(ctx, uuid.MustParse(id)); err == nil && row.Status != "queued" && !row.UpdatedAt.Before(started) {
+			res := streams.EmailResult{EmailSendID: id, Status: StatusSent, Reason: deref(row.Reason)}
 			if row.Status == "failed" {
-				status = StatusFailed
-				if row.Reason != nil && (*row.Reason == "suppressed" || *row.Reason == "unsubscribed" || *row.Reason == "category_unsubscribed") {
-					status = StatusUnsubscribed
-					if *row.Reason == "suppressed" {
-						status = StatusSuppressed
+				switch deref(row.Reason) {
+				case "suppressed":
+					res.Status = StatusSuppressed
+				case "unsubscribed", "category_unsubscribed":
+					res.Status = StatusUnsubscribed
+				default:
+					res.Status, res.Error = StatusFailed, deref(row.ErrorMessage)
+					if res.Error == "" {
+						res.Error = "the send failed"
 					}
 				}
 			}
-			return streams.EmailResult{EmailSendID: id, Status: status, Reason: deref(row.Reason)}, true
+			return res, true
 		}
 	}
 	return streams.EmailResult{}, false

@@ -2,7 +2,6 @@ package mailer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -52,12 +51,12 @@ func (m *Mailer) HandleBatch(ctx context.Context, msgs []bus.Msg) []error {
 	errs := make([]error, len(msgs))
 	cmds := make([]*streams.EmailCommand, len(msgs))
 	for i, msg := range msgs {
-		var cmd streams.EmailCommand
-		if err := json.Unmarshal(msg.Data, &cmd); err != nil {
-			errs[i] = bus.Permanent(fmt.Errorf("decode email command: %w", err))
+		cmd, err := decodeCommand(msg.Data)
+		if err != nil {
+			errs[i] = err
 			continue
 		}
-		cmds[i] = &cmd
+		cmds[i] = cmd
 	}
 	items := m.sendBatch(ctx, cmds)
 	for i, cmd := range cmds {

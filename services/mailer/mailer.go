@@ -191,12 +191,29 @@ type Result struct {
 // with backoff; on its last delivery the row is marked failed. An unknown
 // template or a malformed command is a poison message.
 func (m *Mailer) Handle(ctx context.Context, msg bus.Msg) error {
-	var cmd streams.EmailCommand
-	if err := json.Unmarshal(msg.Data, &cmd); err != nil {
-		return bus.Permanent(fmt.Errorf("decode email command: %w", err))
+	cmd, err := decodeCommand(msg.Data)
+	if err != nil {
+		return err
 	}
-	res, err := m.Send(ctx, &cmd)
-	return m.outcome(ctx, &cmd, res, err, msg.NumDelivered)
+	res, err := m.Send(ctx, cmd)
+	return m.outcome(ctx, cmd, res, err, msg.NumDelivered)
+}
+
+// decodeCommand decodes a command and refuses, as a poison message, text
+// PostgreSQL cannot store (a NUL byte): stored in a batch with others it
+// would fail their statements too.
+func decodeCommand(data []byte) (*streams.EmailCommand, error) {
+	var cmd streams.EmailCommand
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return nil, bus.Permanent(fmt.Errorf("decode email command: %w", err))
+	}
+	for _, f := range []string{cmd.ID, cmd.IdempotencyKey, cmd.To, cmd.From, cmd.UserID, cmd.ContactID, cmd.Template, cmd.Subject,
+		cmd.Category, cmd.JourneyID, cmd.JourneyName, cmd.JourneyStateID} {
+		if strings.ContainsRune(f, 0) {
+			return nil, bus.Permanent(errcode.Invalid("email command: text fields must not contain NUL bytes"))
+		}
+	}
+	return &cmd, nil
 }
 
 // outcome announces how a command ended and classifies its error for the
@@ -233,8 +250,11 @@ func (m *Mailer) announce(cmd *streams.EmailCommand, res Result, err error, deli
 		return
 	}
 	out := streams.EmailResult{EmailSendID: res.EmailSendID, Status: res.Status, Reason: res.Reason}
+	var busy *InProgressError
 	switch {
 	case err == nil:
+	case errors.As(err, &busy):
+		return // another attempt holds the send: it announces
 	case errors.Is(err, ErrSendFailed):
 		out.Status, out.Error = StatusFailed, err.Error()
 	case errcode.Code(err) == errcode.CodeInvalidRequest || errcode.Code(err) == errcode.CodeNotFound || delivered >= uint64(m.cfg.MaxDeliver):
@@ -419,9 +439,12 @@ func (m *Mailer) capScope(category string) (limit int, window time.Duration, onl
 	return limit, window, only, true
 }
 
-// leaseFor bounds one delivery attempt (the provider client's own retries
-// included); a crashed attempt's row is taken over after it.
-const leaseFor = time.Minute
+// leaseFor bounds one delivery attempt: the wait for the provider's rate
+// limit, the provider client's own retries (Resend: four attempts of up to
+// 60 s). It must outlast any attempt, or a second one could claim a row
+// still being sent; the price is that a crashed attempt's row is taken
+// over only after it.
+const leaseFor = 30 * time.Minute
 
 // InProgressError says another attempt is delivering the same send; the
 // consumer retries the command once that attempt's lease ends, by when it

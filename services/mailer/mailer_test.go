@@ -533,3 +533,25 @@ func TestRetriedSendIsIdentical(t *testing.T) {
 		t.Errorf("the retry differs from the first attempt under key %s", a.IdempotencyKey)
 	}
 }
+
+// A command the database cannot store (a NUL byte) is a poison message of
+// its own: its batch mates are sent.
+func TestPoisonCommandDoesNotHoldItsBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, mailer.Config{}, nil)
+	good := journeyCommand("journey:good:0", "ada@example.com")
+	bad := journeyCommand("journey:bad:0", "bob@example.com")
+	bad.Subject = "hello\x00world"
+	var msgs []bus.Msg
+	for _, c := range []*streams.EmailCommand{bad, good} {
+		data, _ := json.Marshal(c)
+		msgs = append(msgs, bus.Msg{Data: data, NumDelivered: 1})
+	}
+	errs := f.m.HandleBatch(context.Background(), msgs)
+	if !bus.IsPermanent(errs[0]) || errs[1] != nil {
+		t.Fatalf("outcomes %v, want the bad command permanent and the good one sent", errs)
+	}
+	if n := f.count(t, `SELECT count(*) FROM email_sends WHERE status = 'sent'`); n != 1 {
+		t.Errorf("%d sent rows, want 1", n)
+	}
+}

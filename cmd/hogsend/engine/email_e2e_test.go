@@ -118,3 +118,49 @@ func TestListsFromEvents(t *testing.T) {
 		t.Errorf("opted-out list: %s, want unsubscribed", got)
 	}
 }
+
+// refusingResend refuses the first message for good (422) and accepts the
+// next ones.
+type refusingResend struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *refusingResend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	w.Header().Set("Content-Type", "application/json")
+	if f.calls == 1 {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = io.WriteString(w, `{"statusCode":422,"message":"Invalid from address","name":"validation_error"}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"id":"re_`+strconv.Itoa(f.calls)+`"}`)
+}
+
+// A send the provider refuses answers 500 and releases its key: the same
+// Idempotency-Key again really sends, in a second row (spec 20 scenario 6);
+// a NUL byte in a field is a 400.
+func TestRefusedSendCanBeRetriedWithItsKey(t *testing.T) {
+	t.Parallel()
+	fake := &refusingResend{}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg := testConfig(t)
+	cfg.ResendAPIKey, cfg.ResendBaseURL, cfg.EmailRate = "re_test", srv.URL+"/", 100
+	_, admin := startMain(t, cfg)
+	ctx := ctxT(t)
+	body := map[string]any{"to": "ada@example.com", "template": "welcome"}
+	var res map[string]any
+	_, err := admin.DoRequest(ctx, http.MethodPost, "/v1/emails", body, &res, apiclient.WithHeader("Idempotency-Key", "k-refused"))
+	wantAPIError(t, err, http.StatusInternalServerError, "", "")
+	if _, err := admin.DoRequest(ctx, http.MethodPost, "/v1/emails", body, &res, apiclient.WithHeader("Idempotency-Key", "k-refused")); err != nil {
+		t.Fatal(err)
+	}
+	if res["status"] != "sent" {
+		t.Errorf("retry with the key: %v, want sent", res)
+	}
+	_, err = admin.DoRequest(ctx, http.MethodPost, "/v1/emails", map[string]any{"to": "ada@example.com", "template": "welcome", "subject": "a\u0000b"}, &res)
+	wantAPIError(t, err, http.StatusBadRequest, "invalid_request", "subject")
+}

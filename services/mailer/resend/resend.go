@@ -286,6 +286,13 @@ func classify(err error, status int) *provider.Error {
 	case status >= 200 && status < 300:
 		// Accepted but unreadable (no id, a body that does not decode).
 		return &provider.Error{Retryable: true, StatusCode: status, Err: err}
+	case status == http.StatusConflict:
+		// An idempotency conflict: the same key is being processed right
+		// now (concurrent_idempotent_requests), and asking again later gets
+		// its outcome. Sends are rendered deterministically, so the other
+		// conflict (the key with another payload) does not arise; if it did,
+		// the retries end at the consumer's MaxDeliver.
+		return &provider.Error{Retryable: true, StatusCode: status, Err: err}
 	case status != 0:
 		return &provider.Error{StatusCode: status, Err: err}
 	case errors.Is(err, resendapi.ErrRateLimit), transient(err):

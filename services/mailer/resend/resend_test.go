@@ -242,9 +242,9 @@ func TestSendRetries(t *testing.T) {
 			wantCalls: 2, wantErr: true, status: 403, message: "API key is invalid",
 		},
 		{
-			name:      "409 idempotency conflict fails at once",
-			replies:   []reply{{409, errorBody(409, "invalid_idempotent_request", "Same idempotency key used with a different request payload.")}},
-			wantCalls: 1, wantErr: true, status: 409,
+			name:      "409 concurrent request with the same key is retried",
+			replies:   []reply{{409, errorBody(409, "concurrent_idempotent_requests", "Same idempotency key used while original request is still in progress.")}},
+			wantCalls: 2,
 		},
 	}
 	for _, tt := range tests {
