@@ -236,8 +236,9 @@ type execution struct {
 	steps []dbsqlc.JourneyStep
 	next  int
 	now   time.Time
-	// afterSeq is the EVENTS sequence of the event this execution runs on
-	// (0 on a timer): a wait begun here counts only later events.
+	// afterSeq is the EVENTS sequence of the event this execution runs on,
+	// or the stream's last sequence when a timer woke it (0 when unknown):
+	// a wait begun here counts only later events.
 	afterSeq uint64
 
 	suspended bool

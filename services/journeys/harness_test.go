@@ -85,7 +85,18 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 	if o.wrapPub != nil {
 		jpub = o.wrapPub(pub)
 	}
-	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle})
+	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle,
+		EventsPosition: func(ctx context.Context) (uint64, error) {
+			s, err := js.Stream(ctx, streams.StreamEvents)
+			if err != nil {
+				return 0, err
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return info.State.LastSeq, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

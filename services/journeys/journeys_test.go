@@ -466,3 +466,44 @@ func TestDeferredCallsAfterSuspendDoNothing(t *testing.T) {
 		t.Errorf("%d emails, want 1", n)
 	}
 }
+
+// A wait begun after a sleep counts events by their position in EVENTS,
+// not their timestamps: an event published after the wait began counts
+// even when it carries an earlier time (a bucket transition is stamped
+// with its source event's time); one published before does not.
+func TestWaitAfterWakeCountsByPosition(t *testing.T) {
+	t.Parallel()
+	j := journey.MustDefine(journey.Meta{ID: "later", Name: "Later", EntryLimit: journey.Once, Trigger: journey.OnEvent("go")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(300 * time.Millisecond)
+			w, err := ctx.WaitForEvent("late", time.Hour)
+			if err != nil || w.TimedOut {
+				return err
+			}
+			ctx.Checkpoint("got-late")
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{j}, engineOptions{})
+	e.send("u1", "", "go", nil)
+	e.send("u1", "", "late", nil) // before the wait began: does not count
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := e.states("u1", "later"); len(st) == 1 && st[0].CurrentNodeID == "wait-event:late" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := e.states("u1", "later"); st[0].Status != journeys.StatusWaiting {
+		t.Fatalf("state %+v: an event from before the wait ended it", st[0])
+	}
+	ev := &streams.Event{V: streams.EnvelopeVersion, ID: uuid.Must(uuid.NewV7()).String(), Type: streams.TypeTrack,
+		Name: "late", UserID: "u1", ReceivedAt: time.Now().Add(-time.Hour).UTC(), Source: "test"}
+	if _, err := e.pub.PublishEvent(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitStatus("u1", "later", journeys.StatusCompleted, 5*time.Second)
+	if st.CurrentNodeID != "got-late" {
+		t.Errorf("state %+v", st)
+	}
+}

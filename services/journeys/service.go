@@ -47,6 +47,11 @@ type Options struct {
 	Now func() time.Time
 	// Analytics is nil when PostHog is off.
 	Analytics Analytics
+	// EventsPosition returns the last sequence of the EVENTS stream. A wait
+	// begun by a woken run then counts events published after that
+	// position, as a wait begun on an event does; nil (or an error) falls
+	// back to comparing receive times.
+	EventsPosition func(ctx context.Context) (uint64, error)
 	// NoLifecycleEvents stops journey:completed / journey:failed from being
 	// published (they exist for outbound webhooks; an install without them
 	// saves a trip through the pipeline per finished run).
@@ -66,6 +71,7 @@ type Service struct {
 	now         func() time.Time
 	analytics   Analytics
 	lifecycle   bool
+	position    func(ctx context.Context) (uint64, error)
 	defaultZone *time.Location
 	metrics     *metrics
 	zones       sync.Map // name → *time.Location
@@ -105,7 +111,7 @@ func New(pool *pgxpool.Pool, pub Publisher, reg *journey.Registry, opts Options)
 		return nil, err
 	}
 	s := &Service{pool: pool, pub: pub, reg: reg, log: opts.Logger, now: opts.Now, analytics: opts.Analytics,
-		lifecycle: !opts.NoLifecycleEvents, defaultZone: opts.DefaultZone, metrics: m}
+		lifecycle: !opts.NoLifecycleEvents, position: opts.EventsPosition, defaultZone: opts.DefaultZone, metrics: m}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

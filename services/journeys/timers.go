@@ -70,7 +70,17 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 			timers[i] = nil
 		}
 	}
-	out, after, boxIDs, err := s.wake(ctx, timers, ids, now, errs)
+	// Where EVENTS stands before the runs: waits they begin count later
+	// events only.
+	var position uint64
+	if s.position != nil {
+		if p, err := s.position(ctx); err == nil {
+			position = p
+		} else {
+			s.log.Warn("read the EVENTS position; waits compare receive times", "err", err)
+		}
+	}
+	out, after, boxIDs, err := s.wake(ctx, timers, ids, now, position, errs)
 	if err != nil {
 		if len(msgs) > 1 {
 			// One state's failure must not hold the others back: each
@@ -101,7 +111,7 @@ func (s *Service) HandleTimers(ctx context.Context, msgs []bus.Msg) []error {
 // wake runs the batch's transaction and returns what to publish after it.
 // A timer of a journey this process does not have gets its error in errs
 // (retried later, by a process that has it); its step stays pending.
-func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, now time.Time, errs []error) (out []bus.OutMsg, after []func(), boxIDs []int64, err error) {
+func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, now time.Time, position uint64, errs []error) (out []bus.OutMsg, after []func(), boxIDs []int64, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("begin wake-up: %w", err)
@@ -172,7 +182,7 @@ func (s *Service) wake(ctx context.Context, timers []*Timer, ids []uuid.UUID, no
 		s.metrics.resumed.WithLabelValues(st.JourneyID, "timer").Inc()
 		st.Status = StatusActive
 		first := len(w.out)
-		x := &execution{ctx: ctx, svc: s, q: q, w: w, state: st, j: j, zone: s.stateZone(st), steps: log, now: now}
+		x := &execution{ctx: ctx, svc: s, q: q, w: w, state: st, j: j, zone: s.stateZone(st), steps: log, now: now, afterSeq: position}
 		if _, err := x.execute(); err != nil {
 			return nil, nil, nil, err
 		}

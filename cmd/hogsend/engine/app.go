@@ -514,7 +514,18 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
-	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents}
+	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents,
+		EventsPosition: func(ctx context.Context) (uint64, error) {
+			s, err := m.js.Stream(ctx, streams.StreamEvents)
+			if err != nil {
+				return 0, err
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return info.State.LastSeq, nil
+		}}
 	if m.analytics != nil {
 		opts.Analytics = m.analytics
 	}
