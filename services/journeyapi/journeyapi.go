@@ -165,6 +165,20 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 			404: {Description: msgJourneyNotFound},
 		},
 	})
+	r.Handle(http.MethodPost, "/v1/admin/journeys/:id/enroll/batch", write(http.HandlerFunc(s.enrollBatch)), httpapi.Doc{
+		Summary: "Enrol up to 500 contacts by ingesting the journey's trigger event for each", Tags: tags, Scope: httpapi.ScopeJourneyAdmin,
+		Description: "Publishes the trigger event for each user, 25 at a time. enrolled counts events ingested (a guard may still skip them), skipped the users whose event was refused or could not be ingested.",
+		Request: httpapi.ObjectSchema(map[string]httpapi.Schema{
+			"users": httpapi.ArraySchema(httpapi.ObjectSchema(map[string]httpapi.Schema{
+				"userId": httpapi.StringSchema(), "userEmail": {"type": "string", "format": "email"}, "properties": httpapi.AnyObjectSchema(),
+			}, "userId")),
+		}, "users"),
+		Responses: map[int]httpapi.Response{
+			200: {Description: "{enrolled, skipped, results: [{userId, enrolled, error?}]}"},
+			400: {Description: "users missing, empty or over 500"},
+			404: {Description: msgJourneyNotFound},
+		},
+	})
 	r.Handle(http.MethodGet, "/v1/admin/journey-logs/:stateId", read(http.HandlerFunc(s.logs)), httpapi.Doc{
 		Summary: "Get any live state with its log, oldest entry first", Tags: tags, Scope: httpapi.ScopeRead,
 		Responses: map[int]httpapi.Response{

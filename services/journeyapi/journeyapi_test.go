@@ -1080,3 +1080,41 @@ func TestDocumented(t *testing.T) {
 		t.Errorf("encode OpenAPI: %v", err)
 	}
 }
+
+// Batch enrolment ingests the trigger event for each valid user; invalid
+// entries are skipped with their reason and do not hold the others back.
+func TestEnrollBatch(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	c := serve(t, schematest.NewPool(t), rec)
+	status, body := send(t, c, http.MethodPost, "/v1/admin/journeys/welcome/enroll/batch", map[string]any{"users": []any{
+		map[string]any{"userId": "b1", "userEmail": "b1@example.com"},
+		map[string]any{"userId": ""},
+		map[string]any{"userId": "b3", "properties": map[string]any{"plan": "pro"}},
+		map[string]any{"userId": "b4", "userEmail": "not-an-address"},
+	}})
+	if status != http.StatusOK || body["enrolled"] != float64(2) || body["skipped"] != float64(2) {
+		t.Fatalf("HTTP %d %v", status, body)
+	}
+	results := body["results"].([]any)
+	if r := results[1].(map[string]any); r["enrolled"] != false || !strings.Contains(r["error"].(string), "userId") {
+		t.Errorf("invalid entry %v", r)
+	}
+	calls := rec.recorded()
+	if len(calls) != 2 {
+		t.Fatalf("%d enroller calls, want 2", len(calls))
+	}
+	for _, call := range calls {
+		if *call.req.Name != "signup" || call.source != "admin" {
+			t.Errorf("call %+v", call)
+		}
+	}
+	for _, bad := range []any{map[string]any{}, map[string]any{"users": []any{}}} {
+		if status, _ := send(t, c, http.MethodPost, "/v1/admin/journeys/welcome/enroll/batch", bad); status != http.StatusBadRequest {
+			t.Errorf("body %v: HTTP %d, want 400", bad, status)
+		}
+	}
+	if status, _ := send(t, c, http.MethodPost, "/v1/admin/journeys/nope/enroll/batch", map[string]any{"users": []any{map[string]any{"userId": "x"}}}); status != http.StatusNotFound {
+		t.Errorf("unknown journey: HTTP %d, want 404", status)
+	}
+}

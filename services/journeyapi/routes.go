@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -391,6 +392,77 @@ func (s *Service) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, Enrolled{Enrolled: true, Event: event, UserID: *req.UserID})
+}
+
+// maxBatchEnroll bounds POST /{id}/enroll/batch (spec 10 §2.9).
+const maxBatchEnroll = 500
+
+// batchEnrolled is one user's outcome in a batch enrolment.
+type batchEnrolled struct {
+	UserID   string `json:"userId"`
+	Enrolled bool   `json:"enrolled"`
+	Error    string `json:"error,omitempty"`
+}
+
+// enrollBatch ingests the trigger event for each user, 25 at a time. A
+// user whose entry is invalid or whose event cannot be ingested is skipped
+// with the reason; the others are not held back by it.
+func (s *Service) enrollBatch(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Users []enrollRequest `json:"users"`
+	}
+	if err := httpapi.DecodeJSON(w, r, &req, maxBodyBytes); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if len(req.Users) == 0 || len(req.Users) > maxBatchEnroll {
+		httpapi.WriteError(w, r, errcode.InvalidField("users", fmt.Sprintf("must hold 1 to %d users", maxBatchEnroll)))
+		return
+	}
+	j, err := s.journey(r)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if s.enroller == nil {
+		httpapi.WriteError(w, r, errcode.Unavailable("Event ingestion unavailable", errors.New("journeyapi: no enroller configured")))
+		return
+	}
+	event := j.TriggerEvent()
+	results := make([]batchEnrolled, len(req.Users))
+	sem := make(chan struct{}, 25)
+	var wg sync.WaitGroup
+	for i := range req.Users {
+		u := &req.Users[i]
+		if u.UserID != nil {
+			results[i].UserID = *u.UserID
+		}
+		if err := u.validate(); err != nil {
+			results[i].Error = err.Error()
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, err := s.enroller.Ingest(r.Context(), &ingest.EventRequest{
+				Name: &event, UserID: u.UserID, Email: u.UserEmail, EventProperties: u.Properties,
+			}, nil, EnrollSource)
+			if err != nil {
+				results[i].Error = err.Error()
+				return
+			}
+			results[i].Enrolled = true
+		}()
+	}
+	wg.Wait()
+	enrolled := 0
+	for _, res := range results {
+		if res.Enrolled {
+			enrolled++
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"enrolled": enrolled, "skipped": len(results) - enrolled, "results": results})
 }
 
 func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
