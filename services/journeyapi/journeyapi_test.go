@@ -1061,6 +1061,7 @@ func TestDocumented(t *testing.T) {
 		"GET /v1/admin/journeys/{id}/states/{stateId}":    "read",
 		"DELETE /v1/admin/journeys/{id}/states/{stateId}": "journey-admin",
 		"POST /v1/admin/journeys/{id}/enroll":             "journey-admin",
+		"POST /v1/admin/journeys/{id}/enroll/batch":       "journey-admin",
 		"GET /v1/admin/journey-logs/{stateId}":            "read",
 		"GET /v1/admin/metrics/journeys":                  "read",
 		"GET /v1/admin/metrics/journeys/{id}":             "read",
