@@ -80,6 +80,10 @@ type PartitionedConfig struct {
 	Linger time.Duration
 	// DeliverPolicy of new durables (default DeliverAllPolicy).
 	DeliverPolicy jetstream.DeliverPolicy
+	// StartTime is where new durables begin with
+	// DeliverByStartTimePolicy. A durable that exists keeps its own start:
+	// a deliver policy cannot change, and its position is what matters.
+	StartTime time.Time
 	// MaxAttempts is how often a batch, then a single message, is tried
 	// before the runner splits it up or dead-letters it (default 5).
 	MaxAttempts int
@@ -99,6 +103,8 @@ func (c *PartitionedConfig) setDefaults() error {
 	switch {
 	case c.JetStream == nil:
 		return errors.New("JetStream is required")
+	case c.DeliverPolicy == jetstream.DeliverByStartTimePolicy && c.StartTime.IsZero():
+		return errors.New("StartTime is required with DeliverByStartTimePolicy")
 	case c.Stream == "":
 		return errors.New("Stream is required")
 	case c.Root == "":
@@ -244,8 +250,28 @@ func RunPartitioned(ctx context.Context, cfg PartitionedConfig, h BatchHandler) 
 	return r.Run(ctx)
 }
 
+// consumerConfigFor is consumerConfig(p), keeping the deliver policy and
+// start of the durable when it exists already.
+func (r *Partitioned) consumerConfigFor(ctx context.Context, p int) jetstream.ConsumerConfig {
+	cfg := r.consumerConfig(p)
+	if cfg.DeliverPolicy != jetstream.DeliverByStartTimePolicy {
+		return cfg
+	}
+	if c, err := r.cfg.JetStream.Consumer(ctx, r.cfg.Stream, cfg.Durable); err == nil {
+		old := c.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartTime = old.DeliverPolicy, old.OptStartTime
+	}
+	return cfg
+}
+
 func (r *Partitioned) consumerConfig(p int) jetstream.ConsumerConfig {
+	var start *time.Time
+	if r.cfg.DeliverPolicy == jetstream.DeliverByStartTimePolicy {
+		t := r.cfg.StartTime
+		start = &t
+	}
 	return jetstream.ConsumerConfig{
+		OptStartTime:  start,
 		Durable:       DurableName(r.cfg.Name, p),
 		Description:   fmt.Sprintf("%s, partition %d (ordered, pinned)", r.cfg.Name, p),
 		FilterSubject: streams.PartitionFilter(r.cfg.Root, p),
@@ -272,7 +298,7 @@ func (r *Partitioned) consumerConfig(p int) jetstream.ConsumerConfig {
 func (r *Partitioned) Run(ctx context.Context) error {
 	parts := make([]*partition, len(r.cfg.Partitions))
 	for i, p := range r.cfg.Partitions {
-		cons, err := r.cfg.JetStream.CreateOrUpdateConsumer(ctx, r.cfg.Stream, r.consumerConfig(p))
+		cons, err := r.cfg.JetStream.CreateOrUpdateConsumer(ctx, r.cfg.Stream, r.consumerConfigFor(ctx, p))
 		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", DurableName(r.cfg.Name, p), err)
 		}
@@ -782,7 +808,7 @@ func (pt *partition) release(batch []held) {
 }
 
 func (pt *partition) recreate(ctx context.Context) {
-	cons, err := pt.r.cfg.JetStream.CreateOrUpdateConsumer(ctx, pt.r.cfg.Stream, pt.r.consumerConfig(pt.p))
+	cons, err := pt.r.cfg.JetStream.CreateOrUpdateConsumer(ctx, pt.r.cfg.Stream, pt.r.consumerConfigFor(ctx, pt.p))
 	if err != nil {
 		pt.log.Warn("recreate consumer", "error", err)
 		return

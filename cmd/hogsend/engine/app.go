@@ -491,6 +491,7 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 	lists, err := bus.NewPartitioned(bus.PartitionedConfig{
 		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: preferences.ListsConsumer,
 		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, StartTime: m.consumersStart(),
 		Logger: m.Log, Registerer: m.reg,
 	}, bus.BatchHandlerFunc(m.prefStore.ApplyLists))
 	if err != nil {
@@ -510,6 +511,16 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 	})
 	return nil
 }
+
+// newConsumerLookback is how far back a consumer of ACTIVITY with effects
+// starts when its durables do not exist yet: a journeys or lists service
+// added to a running install acts on the last minutes only (services
+// started in any order still see each other's first events), never on the
+// weeks of history ACTIVITY keeps, which would enrol and mail contacts for
+// old events.
+const newConsumerLookback = 5 * time.Minute
+
+func (m *Main) consumersStart() time.Time { return m.started.Add(-newConsumerLookback) }
 
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
@@ -537,6 +548,7 @@ func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.De
 	p, err := bus.NewPartitioned(bus.PartitionedConfig{
 		JetStream: m.js, Stream: streams.StreamActivity, Root: streams.ActivityRoot, Name: journeys.Name,
 		Partitions: m.Config.Partitions, PinnedTTL: m.Config.PinnedTTL, DeadLetters: dl,
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, StartTime: m.consumersStart(),
 		Logger: m.Log, Registerer: m.reg,
 	}, runner)
 	if err != nil {
