@@ -359,7 +359,7 @@ func (b *sendBatch) insert(ctx context.Context, accepted, withheld []int) (deliv
 		return nil, nil, nil
 	}
 	now := b.m.now().UTC()
-	p := dbsqlc.MailerSendInsertBatchParams{Provider: b.m.provider.Name(), LeaseUntil: now.Add(leaseFor), At: now}
+	p := dbsqlc.MailerSendInsertBatchParams{Provider: b.m.provider.Name(), LeaseUntil: now.Add(b.m.cfg.Lease), At: now}
 	ids := map[int]uuid.UUID{}
 	add := func(i int, status, key, reason string) {
 		it := &b.items[i]
@@ -482,7 +482,7 @@ func (b *sendBatch) claim(ctx context.Context, idx []int) (claimed []int) {
 		ids[k] = b.items[i].row.ID.String()
 	}
 	at := b.m.now().UTC()
-	until := at.Add(leaseFor)
+	until := at.Add(b.m.cfg.Lease)
 	got, err := b.q.MailerSendClaimBatch(ctx, dbsqlc.MailerSendClaimBatchParams{Until: &until, Now: &at, Ids: ids})
 	if err != nil {
 		for _, i := range idx {

@@ -110,6 +110,9 @@ type Config struct {
 	Brand        templates.Brand
 	// DisableTracking sends without the open pixel and link rewriting.
 	DisableTracking bool
+	// Lease is how long a delivery attempt holds its rows (default
+	// DefaultLease); it must outlast the slowest attempt.
+	Lease time.Duration
 	// MaxDeliver is the consumer's MaxDeliver: on that delivery a send
 	// still failing with a retryable error is marked failed (default 10).
 	MaxDeliver int
@@ -157,6 +160,9 @@ func New(pool *pgxpool.Pool, tpls *templates.Registry, p provider.Provider, cfg 
 	}
 	if cfg.MaxDeliver <= 0 {
 		cfg.MaxDeliver = 10
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	m := &Mailer{pool: pool, templates: tpls, provider: p, supp: opts.Suppression, links: opts.Links, pub: opts.Publisher,
@@ -439,12 +445,13 @@ func (m *Mailer) capScope(category string) (limit int, window time.Duration, onl
 	return limit, window, only, true
 }
 
-// leaseFor bounds one delivery attempt: the wait for the provider's rate
-// limit, the provider client's own retries (Resend: four attempts of up to
-// 60 s). It must outlast any attempt, or a second one could claim a row
-// still being sent; the price is that a crashed attempt's row is taken
-// over only after it.
-const leaseFor = 30 * time.Minute
+// DefaultLease bounds one delivery attempt: the wait for the provider's
+// rate limit, the provider client's own retries (Resend: four attempts of
+// up to 60 s). It must outlast any attempt, or a second one could claim a
+// row still being sent; the price is that a crashed attempt's row is taken
+// over only after it. Config.Lease overrides it (the engine lengthens it
+// when a slow rate limit could make a batch wait longer).
+const DefaultLease = 30 * time.Minute
 
 // InProgressError says another attempt is delivering the same send; the
 // consumer retries the command once that attempt's lease ends, by when it
@@ -460,7 +467,7 @@ func (e *InProgressError) Error() string {
 func (m *Mailer) deliver(ctx context.Context, cmd *streams.EmailCommand, row dbsqlc.EmailSend) (res Result, err error) {
 	q := dbsqlc.New(m.pool)
 	claimAt := m.now().UTC()
-	until := claimAt.Add(leaseFor)
+	until := claimAt.Add(m.cfg.Lease)
 	if _, cerr := q.MailerSendClaim(ctx, dbsqlc.MailerSendClaimParams{Until: &until, ID: row.ID, Now: &claimAt}); errors.Is(cerr, pgx.ErrNoRows) {
 		st, lerr := q.MailerSendLease(ctx, row.ID)
 		switch {

@@ -504,9 +504,9 @@ func (m *Main) startMailer(ctx context.Context, dl *bus.DeadLetterStore) error {
 		return bus.RunWorkQueueBatch(ctx, bus.WorkQueueBatchConfig{
 			WorkQueueConfig: bus.WorkQueueConfig{
 				JetStream: m.js, Stream: streams.StreamEmails, Name: mailer.Name, FilterSubject: streams.EmailSendSubject,
-				Workers: 8, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
+				Workers: mailerWorkers, MaxDeliver: mailerMaxDeliver, DeadLetters: dl, Logger: m.Log, Registerer: m.reg,
 			},
-			BatchSize: 100, Linger: 5 * time.Millisecond,
+			BatchSize: mailerBatchSize, Linger: 5 * time.Millisecond,
 		}, m.mailer.HandleBatch)
 	})
 	return nil

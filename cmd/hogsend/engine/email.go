@@ -115,8 +115,31 @@ func (m *Main) emailProvider() (provider.Provider, error) {
 // mailer service share.
 func (m *Main) newMailer(tpls *templates.Registry, prov provider.Provider, opts mailer.Options) (*mailer.Mailer, error) {
 	return mailer.New(m.pool, tpls, prov, mailer.Config{
-		From: m.Config.FromEmail, PublicURL: m.Config.PublicURL, MaxDeliver: mailerMaxDeliver,
+		From: m.Config.FromEmail, PublicURL: m.Config.PublicURL, MaxDeliver: mailerMaxDeliver, Lease: m.mailerLease(),
 	}, opts)
+}
+
+// Mailer consumer shape: workers × batch size is what one process holds
+// leased at once.
+const (
+	mailerWorkers   = 8
+	mailerBatchSize = 100
+)
+
+// mailerLease outlasts the slowest delivery attempt: the longest wait for
+// the rate limit (every message a process holds, at the configured rate)
+// plus ten minutes for the provider's own retries, and never less than the
+// default.
+func (m *Main) mailerLease() time.Duration {
+	rate := m.Config.EmailRate
+	if rate == 0 && m.Config.ResendAPIKey != "" {
+		rate = resendDefaultRate
+	}
+	if rate <= 0 {
+		return mailer.DefaultLease
+	}
+	wait := time.Duration(float64(mailerWorkers*mailerBatchSize) / rate * float64(time.Second))
+	return max(mailer.DefaultLease, wait+10*time.Minute)
 }
 
 // mailerMaxDeliver is the mailer consumer's MaxDeliver: about an hour of

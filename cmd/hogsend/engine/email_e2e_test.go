@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seed-eeb360f6/hogsend/services/apiclient"
+	"github.com/seed-eeb360f6/hogsend/services/mailer"
 )
 
 // fakeResend speaks the part of Resend's HTTP API the provider uses and
@@ -163,4 +164,28 @@ func TestRefusedSendCanBeRetriedWithItsKey(t *testing.T) {
 	}
 	_, err = admin.DoRequest(ctx, http.MethodPost, "/v1/emails", map[string]any{"to": "ada@example.com", "template": "welcome", "subject": "a\u0000b"}, &res)
 	wantAPIError(t, err, http.StatusBadRequest, "invalid_request", "subject")
+}
+
+// The mailer's lease outlasts the slowest attempt: with a slow rate limit
+// the wait for every message a process holds, plus the provider's retries.
+func TestMailerLease(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate   float64
+		resend bool
+		want   time.Duration
+	}{
+		{0, false, mailer.DefaultLease},
+		{100, false, mailer.DefaultLease},
+		{0, true, mailer.DefaultLease},                  // Resend's 2/s: 400 s + 10 min
+		{0.5, false, 1600*time.Second + 10*time.Minute}, // 800 held at 0.5/s
+	} {
+		m := &Main{Config: Config{EmailRate: tc.rate}}
+		if tc.resend {
+			m.Config.ResendAPIKey = "re_x"
+		}
+		if got := m.mailerLease(); got != tc.want {
+			t.Errorf("rate %v resend %v: lease %s, want %s", tc.rate, tc.resend, got, tc.want)
+		}
+	}
 }
