@@ -3,6 +3,10 @@ package schedule
 import (
 	"sort"
 	"time"
+
+	// Time zones are compiled in: journeys resolve contacts' IANA zones on
+	// hosts and images without a zoneinfo database (distroless, scratch).
+	_ "time/tzdata"
 )
 
 // date is a calendar date with no zone. Day arithmetic happens on dates, not
