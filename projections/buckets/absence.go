@@ -63,14 +63,10 @@ func (r *Reconciler) absenceJoins(ctx context.Context, b *Bucket) (joined int, e
 	if meta.ReconcileJoins == nil && !exactAbsenceShape(crit) {
 		return 0, nil
 	}
+	if done, err := r.backfillDone(ctx, b); err != nil || !done {
+		return 0, err // memberships are not computed yet: joining now would emit for everybody
+	}
 	q := dbsqlc.New(r.pool)
-	incomplete, err := q.BucketBackfillIncomplete(ctx, b.ID())
-	if err != nil {
-		return 0, fmt.Errorf("read backfill state: %w", err)
-	}
-	if incomplete {
-		return 0, nil // memberships are not computed yet: joining now would emit for everybody
-	}
 	now := r.now().UTC()
 	hist := &history{q: q, maxSeq: math.MaxInt64}
 	after := uuid.Nil
@@ -149,4 +145,15 @@ func (r *Reconciler) joinOne(ctx context.Context, b *Bucket, key, contactID, ema
 		return false, fmt.Errorf("commit join: %w", err)
 	}
 	return true, nil
+}
+
+// backfillDone reports whether b's first backfill completed: until then
+// memberships are not computed, and passes that emit would emit for every
+// member at once (spec 10 §4.8).
+func (r *Reconciler) backfillDone(ctx context.Context, b *Bucket) (bool, error) {
+	incomplete, err := dbsqlc.New(r.pool).BucketBackfillIncomplete(ctx, b.ID())
+	if err != nil {
+		return false, fmt.Errorf("read backfill state: %w", err)
+	}
+	return !incomplete, nil
 }

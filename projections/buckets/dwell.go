@@ -47,14 +47,10 @@ func (r *Reconciler) dwellPass(ctx context.Context, b *Bucket) (fired int, err e
 	if len(scheds) == 0 {
 		return 0, nil
 	}
+	if done, err := r.backfillDone(ctx, b); err != nil || !done {
+		return 0, err
+	}
 	q := dbsqlc.New(r.pool)
-	incomplete, err := q.BucketBackfillIncomplete(ctx, b.ID())
-	if err != nil {
-		return 0, fmt.Errorf("read backfill state: %w", err)
-	}
-	if incomplete {
-		return 0, nil // members are not computed yet
-	}
 	sweep := r.now().UTC()
 	for _, d := range scheds {
 		offset := d.After

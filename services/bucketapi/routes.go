@@ -56,11 +56,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			matched = append(matched, entry{b, on})
 		}
 	}
-	var page []entry
-	if offset < len(matched) {
-		// offset < len(matched), so offset+limit cannot overflow.
-		page = matched[offset:min(offset+limit, len(matched))]
-	}
+	page := httpapi.PageOf(matched, limit, offset)
 	ids := make([]string, len(page))
 	for i, e := range page {
 		ids[i] = e.b.ID()

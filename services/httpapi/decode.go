@@ -221,3 +221,12 @@ func DecodeEnabled(w http.ResponseWriter, r *http.Request, maxBytes int64) (bool
 	}
 	return false, errcode.InvalidField("enabled", "must be a boolean")
 }
+
+// PageOf is the slice of items that limit and offset (as Pagination reads
+// them) select, for routes that page over in-memory registries.
+func PageOf[T any](items []T, limit, offset int) []T {
+	if offset >= len(items) {
+		return nil
+	}
+	return items[offset:min(offset+limit, len(items))]
+}

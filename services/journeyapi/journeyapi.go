@@ -20,6 +20,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/errcode"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
 )
@@ -119,7 +120,7 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 	r.Handle(http.MethodGet, "/v1/admin/journeys/:id/states", read(http.HandlerFunc(s.states)), httpapi.Doc{
 		Summary: "List a journey's live states, newest first", Tags: tags, Scope: httpapi.ScopeRead,
 		Query: append(httpapi.PaginationQuery(),
-			httpapi.QueryParam{Name: "status", Schema: httpapi.EnumSchema(Statuses()...)},
+			httpapi.QueryParam{Name: "status", Schema: httpapi.EnumSchema(journeys.Statuses()...)},
 			httpapi.QueryParam{Name: "userId", Description: "the exact contact key", Schema: httpapi.StringSchema()}),
 		Responses: map[int]httpapi.Response{200: {Description: "{states, total, limit, offset}", Schema: httpapi.ObjectSchema(map[string]httpapi.Schema{
 			"states": httpapi.ArraySchema(stateSchema()), "total": httpapi.IntegerSchema(), "limit": httpapi.IntegerSchema(), "offset": httpapi.IntegerSchema(),
@@ -141,7 +142,7 @@ func (s *Service) Routes(r *httpapi.Router, auth httpapi.Authenticator) {
 		Responses: map[int]httpapi.Response{
 			200: {Description: "{state: {id, status, exitedAt}, hatchetCancelled}", Schema: httpapi.ObjectSchema(map[string]httpapi.Schema{
 				"state": httpapi.ObjectSchema(map[string]httpapi.Schema{
-					"id": httpapi.UUIDSchema(), "status": httpapi.EnumSchema(StatusExited), "exitedAt": httpapi.DateTimeSchema(),
+					"id": httpapi.UUIDSchema(), "status": httpapi.EnumSchema(journeys.StatusExited), "exitedAt": httpapi.DateTimeSchema(),
 				}),
 				"hatchetCancelled": httpapi.BooleanSchema(),
 			})},

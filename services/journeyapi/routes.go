@@ -17,6 +17,7 @@ import (
 	"github.com/seed-eeb360f6/hogsend/services/errcode"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
 	"github.com/seed-eeb360f6/hogsend/services/ingest"
+	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
 )
@@ -105,11 +106,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			matched = append(matched, entry{j, on})
 		}
 	}
-	var page []entry
-	if offset < len(matched) {
-		// offset < len(matched), so offset+limit cannot overflow.
-		page = matched[offset:min(offset+limit, len(matched))]
-	}
+	page := httpapi.PageOf(matched, limit, offset)
 	ids := make([]string, len(page))
 	for i, e := range page {
 		ids[i] = e.j.ID()
@@ -183,8 +180,8 @@ func (s *Service) states(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	status := q.Get("status")
-	if status != "" && !slices.Contains(Statuses(), status) {
-		httpapi.WriteError(w, r, errcode.InvalidField("status", "must be one of "+strings.Join(Statuses(), ", ")))
+	if status != "" && !slices.Contains(journeys.Statuses(), status) {
+		httpapi.WriteError(w, r, errcode.InvalidField("status", "must be one of "+strings.Join(journeys.Statuses(), ", ")))
 		return
 	}
 	j, err := s.journey(r)
@@ -315,7 +312,7 @@ func (s *Service) cancelState(ctx context.Context, journeyID string, id uuid.UUI
 		return Cancelled{}, fmt.Errorf("commit cancel: %w", err)
 	}
 	return Cancelled{
-		State: CancelledState{ID: row.ID.String(), Status: StatusExited, ExitedAt: httpapi.NewTime(row.ExitedAt)},
+		State: CancelledState{ID: row.ID.String(), Status: journeys.StatusExited, ExitedAt: httpapi.NewTime(row.ExitedAt)},
 		// The run needs no separate cancel: its next wake-up finds the
 		// state exited and stops.
 		HatchetCancelled: true,

@@ -8,23 +8,10 @@ import (
 
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/services/httpapi"
+	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/sqlc/dbsqlc"
 )
-
-// State statuses, the values of the states route's status filter.
-const (
-	StatusActive    = "active"
-	StatusWaiting   = "waiting"
-	StatusCompleted = "completed"
-	StatusFailed    = "failed"
-	StatusExited    = "exited"
-)
-
-// Statuses lists the state statuses.
-func Statuses() []string {
-	return []string{StatusActive, StatusWaiting, StatusCompleted, StatusFailed, StatusExited}
-}
 
 // Journey is the list shape of a journey (spec 10 §5.7).
 type Journey struct {
@@ -316,10 +303,10 @@ func durationSchema() httpapi.Schema {
 
 func countsSchema() httpapi.Schema {
 	props := map[string]httpapi.Schema{}
-	for _, st := range Statuses() {
+	for _, st := range journeys.Statuses() {
 		props[st] = httpapi.IntegerSchema()
 	}
-	return httpapi.ObjectSchema(props, Statuses()...)
+	return httpapi.ObjectSchema(props, journeys.Statuses()...)
 }
 
 func journeySchema() httpapi.Schema {
@@ -357,7 +344,7 @@ func stateSchema() httpapi.Schema {
 	ns := httpapi.NullableSchema(httpapi.StringSchema())
 	return httpapi.ObjectSchema(map[string]httpapi.Schema{
 		"id": httpapi.UUIDSchema(), "userId": httpapi.StringSchema(), "userEmail": httpapi.StringSchema(),
-		"journeyId": httpapi.StringSchema(), "currentNodeId": httpapi.StringSchema(), "status": httpapi.EnumSchema(Statuses()...),
+		"journeyId": httpapi.StringSchema(), "currentNodeId": httpapi.StringSchema(), "status": httpapi.EnumSchema(journeys.Statuses()...),
 		"hatchetRunId": ns, "context": httpapi.AnyObjectSchema(), "errorMessage": ns, "entryCount": httpapi.IntegerSchema(),
 		"completedAt": nt, "exitedAt": nt, "createdAt": httpapi.DateTimeSchema(), "updatedAt": httpapi.DateTimeSchema(),
 	})

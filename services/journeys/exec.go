@@ -44,6 +44,11 @@ const (
 	StatusExited    = "exited"
 )
 
+// Statuses lists the state statuses, in lifecycle order.
+func Statuses() []string {
+	return []string{StatusActive, StatusWaiting, StatusCompleted, StatusFailed, StatusExited}
+}
+
 // Timer subjects on TIMERS (DESIGN §3): one schedule subject per (state,
 // step), all firing on one due subject the wake-up worker consumes.
 const (

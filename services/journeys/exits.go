@@ -2,10 +2,8 @@ package journeys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
@@ -40,8 +38,7 @@ func (c *ExitChecker) Exits(ctx context.Context, e *streams.Event) ([]Exit, erro
 	if len(c.reg.WithExitOn()) == 0 || e.Type != streams.TypeTrack || e.Engine() {
 		return nil, nil
 	}
-	q := dbsqlc.New(c.pool)
-	p := dbsqlc.JourneyContactKeyParams{}
+	p := dbsqlc.JourneyLiveStatesOfEventParams{}
 	if e.UserID != "" {
 		p.ExternalID = &e.UserID
 	}
@@ -51,14 +48,8 @@ func (c *ExitChecker) Exits(ctx context.Context, e *streams.Event) ([]Exit, erro
 	if e.AnonymousID != "" {
 		p.AnonymousID = &e.AnonymousID
 	}
-	key, err := q.JourneyContactKey(ctx, p)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil // a new contact has no states
-	}
-	if err != nil {
-		return nil, fmt.Errorf("resolve contact: %w", err)
-	}
-	states, err := q.JourneyLiveStatesOf(ctx, key)
+	// One round trip: this runs on the ingest path, for every event.
+	states, err := dbsqlc.New(c.pool).JourneyLiveStatesOfEvent(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("read live states: %w", err)
 	}

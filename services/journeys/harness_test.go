@@ -86,17 +86,7 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 		jpub = o.wrapPub(pub)
 	}
 	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle,
-		EventsPosition: func(ctx context.Context) (uint64, error) {
-			s, err := js.Stream(ctx, streams.StreamEvents)
-			if err != nil {
-				return 0, err
-			}
-			info, err := s.Info(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return info.State.LastSeq, nil
-		}})
+		EventsPosition: func(ctx context.Context) (uint64, error) { return bus.LastSequence(ctx, js, streams.StreamEvents) }})
 	if err != nil {
 		t.Fatal(err)
 	}

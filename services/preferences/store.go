@@ -141,12 +141,9 @@ func (s *Store) q(db dbsqlc.DBTX) *dbsqlc.Queries { return dbsqlc.New(db) }
 // ReplaceCategories entry turning false — are passed to the Emitter after
 // commit; re-subscribes emit nothing.
 func (s *Store) Set(ctx context.Context, userID, email string, ch Change) (Preferences, error) {
-	email, userID = NormalizeEmail(email), strings.TrimSpace(userID)
-	if email == "" {
-		return Preferences{}, errcode.InvalidField("email", "is required")
-	}
-	if userID == "" {
-		userID = email
+	userID, email, err := identity(userID, email)
+	if err != nil {
+		return Preferences{}, err
 	}
 	if (ch.Category == "") != (ch.CategoryValue == nil) {
 		return Preferences{}, errcode.Invalid("category and its value go together")
@@ -344,6 +341,20 @@ func (s *Store) Check(ctx context.Context, email, category string) (blocked bool
 	return false, "", nil
 }
 
+// identity normalises the key of a preferences row: the address trimmed
+// and lower-cased (required), the user id trimmed, falling back to the
+// address for sends to addresses without a contact (spec 20 §3.1).
+func identity(userID, email string) (string, string, error) {
+	email, userID = NormalizeEmail(email), strings.TrimSpace(userID)
+	if email == "" {
+		return "", "", errcode.InvalidField("email", "is required")
+	}
+	if userID == "" {
+		userID = email
+	}
+	return userID, email, nil
+}
+
 // RecordBounce counts a bounce of email (spec 20 §2.5.4): every row of
 // the normalised address gets bounce_count + 1 and last_bounce_at = at;
 // reaching BounceThreshold suppresses it and (re-)stamps suppressed_at.
@@ -351,12 +362,9 @@ func (s *Store) Check(ctx context.Context, email, category string) (blocked bool
 // (§2.5.6); a blank userID falls back to the address. It returns the rows
 // after the change.
 func (s *Store) RecordBounce(ctx context.Context, userID, email string, at time.Time) ([]Preferences, error) {
-	email, userID = NormalizeEmail(email), strings.TrimSpace(userID)
-	if email == "" {
-		return nil, errcode.InvalidField("email", "is required")
-	}
-	if userID == "" {
-		userID = email
+	userID, email, err := identity(userID, email)
+	if err != nil {
+		return nil, err
 	}
 	q := s.q(s.pool)
 	rows, err := q.PrefBounce(ctx, dbsqlc.PrefBounceParams{At: at, Threshold: BounceThreshold, Email: email})
@@ -382,12 +390,9 @@ func (s *Store) RecordBounce(ctx context.Context, userID, email string, at time.
 // email) when there is none ([Go], §2.5.6). It returns the rows after the
 // change.
 func (s *Store) RecordComplaint(ctx context.Context, userID, email string, at time.Time) ([]Preferences, error) {
-	email, userID = NormalizeEmail(email), strings.TrimSpace(userID)
-	if email == "" {
-		return nil, errcode.InvalidField("email", "is required")
-	}
-	if userID == "" {
-		userID = email
+	userID, email, err := identity(userID, email)
+	if err != nil {
+		return nil, err
 	}
 	q := s.q(s.pool)
 	rows, err := q.PrefComplaint(ctx, dbsqlc.PrefComplaintParams{At: at, Email: email})

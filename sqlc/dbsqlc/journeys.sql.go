@@ -56,32 +56,6 @@ func (q *Queries) JourneyContactEmail(ctx context.Context, id uuid.UUID) (string
 	return column_1, err
 }
 
-const journeyContactKey = `-- name: JourneyContactKey :one
-SELECT coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key
-FROM contacts c
-WHERE c.deleted_at IS NULL AND (
-      ($1::text IS NOT NULL AND c.external_id = $1::text)
-   OR ($2::text IS NOT NULL AND lower(c.email) = lower($2::text))
-   OR ($3::text IS NOT NULL AND c.anonymous_id = $3::text))
-ORDER BY (c.external_id IS NOT DISTINCT FROM $1::text) DESC, (lower(c.email) IS NOT DISTINCT FROM lower($2::text)) DESC
-LIMIT 1
-`
-
-type JourneyContactKeyParams struct {
-	ExternalID  *string
-	Email       *string
-	AnonymousID *string
-}
-
-// The history key of the live contact an event names: by external id,
-// else email, else anonymous id (the exit report of POST /v1/events).
-func (q *Queries) JourneyContactKey(ctx context.Context, arg JourneyContactKeyParams) (string, error) {
-	row := q.db.QueryRow(ctx, journeyContactKey, arg.ExternalID, arg.Email, arg.AnonymousID)
-	var key string
-	err := row.Scan(&key)
-	return key, err
-}
-
 const journeyContactTimezones = `-- name: JourneyContactTimezones :many
 SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY($1::uuid[])
 `
@@ -237,26 +211,45 @@ func (q *Queries) JourneyLiveStatesLock(ctx context.Context, keys []string) ([]J
 	return items, nil
 }
 
-const journeyLiveStatesOf = `-- name: JourneyLiveStatesOf :many
-SELECT id, journey_id FROM journey_states
-WHERE user_id = $1 AND status IN ('active', 'waiting') AND deleted_at IS NULL
-ORDER BY created_at, id
+const journeyLiveStatesOfEvent = `-- name: JourneyLiveStatesOfEvent :many
+WITH c AS (
+    SELECT coalesce(x.external_id, x.anonymous_id, x.id::text)::text AS key
+    FROM contacts x
+    WHERE x.deleted_at IS NULL AND (
+          ($1::text IS NOT NULL AND x.external_id = $1::text)
+       OR ($2::text IS NOT NULL AND lower(x.email) = lower($2::text))
+       OR ($3::text IS NOT NULL AND x.anonymous_id = $3::text))
+    ORDER BY (x.external_id IS NOT DISTINCT FROM $1::text) DESC,
+             (lower(x.email) IS NOT DISTINCT FROM lower($2::text)) DESC
+    LIMIT 1)
+SELECT s.id, s.journey_id FROM journey_states s JOIN c ON s.user_id = c.key
+WHERE s.status IN ('active', 'waiting') AND s.deleted_at IS NULL
+ORDER BY s.created_at, s.id
 `
 
-type JourneyLiveStatesOfRow struct {
+type JourneyLiveStatesOfEventParams struct {
+	ExternalID  *string
+	Email       *string
+	AnonymousID *string
+}
+
+type JourneyLiveStatesOfEventRow struct {
 	ID        uuid.UUID
 	JourneyID string
 }
 
-func (q *Queries) JourneyLiveStatesOf(ctx context.Context, userID string) ([]JourneyLiveStatesOfRow, error) {
-	rows, err := q.db.Query(ctx, journeyLiveStatesOf, userID)
+// The exit report of POST /v1/events in one round trip: the live active
+// and waiting states under the history key of the live contact the event
+// names (by external id, else email, else anonymous id).
+func (q *Queries) JourneyLiveStatesOfEvent(ctx context.Context, arg JourneyLiveStatesOfEventParams) ([]JourneyLiveStatesOfEventRow, error) {
+	rows, err := q.db.Query(ctx, journeyLiveStatesOfEvent, arg.ExternalID, arg.Email, arg.AnonymousID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []JourneyLiveStatesOfRow{}
+	items := []JourneyLiveStatesOfEventRow{}
 	for rows.Next() {
-		var i JourneyLiveStatesOfRow
+		var i JourneyLiveStatesOfEventRow
 		if err := rows.Scan(&i.ID, &i.JourneyID); err != nil {
 			return nil, err
 		}

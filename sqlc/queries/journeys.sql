@@ -93,22 +93,23 @@ WHERE user_id = @user_id AND event = @event AND occurred_at >= @since AND occurr
 -- when the trigger event carried none).
 SELECT coalesce(email, '')::text FROM contacts WHERE id = @id AND deleted_at IS NULL;
 
--- name: JourneyContactKey :one
--- The history key of the live contact an event names: by external id,
--- else email, else anonymous id (the exit report of POST /v1/events).
-SELECT coalesce(c.external_id, c.anonymous_id, c.id::text)::text AS key
-FROM contacts c
-WHERE c.deleted_at IS NULL AND (
-      (sqlc.narg(external_id)::text IS NOT NULL AND c.external_id = sqlc.narg(external_id)::text)
-   OR (sqlc.narg(email)::text IS NOT NULL AND lower(c.email) = lower(sqlc.narg(email)::text))
-   OR (sqlc.narg(anonymous_id)::text IS NOT NULL AND c.anonymous_id = sqlc.narg(anonymous_id)::text))
-ORDER BY (c.external_id IS NOT DISTINCT FROM sqlc.narg(external_id)::text) DESC, (lower(c.email) IS NOT DISTINCT FROM lower(sqlc.narg(email)::text)) DESC
-LIMIT 1;
-
--- name: JourneyLiveStatesOf :many
-SELECT id, journey_id FROM journey_states
-WHERE user_id = @user_id AND status IN ('active', 'waiting') AND deleted_at IS NULL
-ORDER BY created_at, id;
+-- name: JourneyLiveStatesOfEvent :many
+-- The exit report of POST /v1/events in one round trip: the live active
+-- and waiting states under the history key of the live contact the event
+-- names (by external id, else email, else anonymous id).
+WITH c AS (
+    SELECT coalesce(x.external_id, x.anonymous_id, x.id::text)::text AS key
+    FROM contacts x
+    WHERE x.deleted_at IS NULL AND (
+          (sqlc.narg(external_id)::text IS NOT NULL AND x.external_id = sqlc.narg(external_id)::text)
+       OR (sqlc.narg(email)::text IS NOT NULL AND lower(x.email) = lower(sqlc.narg(email)::text))
+       OR (sqlc.narg(anonymous_id)::text IS NOT NULL AND x.anonymous_id = sqlc.narg(anonymous_id)::text))
+    ORDER BY (x.external_id IS NOT DISTINCT FROM sqlc.narg(external_id)::text) DESC,
+             (lower(x.email) IS NOT DISTINCT FROM lower(sqlc.narg(email)::text)) DESC
+    LIMIT 1)
+SELECT s.id, s.journey_id FROM journey_states s JOIN c ON s.user_id = c.key
+WHERE s.status IN ('active', 'waiting') AND s.deleted_at IS NULL
+ORDER BY s.created_at, s.id;
 
 -- name: JourneyStatesLockMany :many
 -- The states of a batch of wake-ups, locked in id order.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/seed-eeb360f6/hogsend/streams"
 )
 
@@ -25,4 +27,18 @@ func (p *Publisher) StoredEvent(ctx context.Context, seq uint64) (*streams.Event
 		return nil, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	return &e, nil
+}
+
+// LastSequence is the last sequence stored in stream: a position that
+// every message published later comes after.
+func LastSequence(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	return info.State.LastSeq, nil
 }

@@ -114,13 +114,9 @@ func RunWorkQueue(ctx context.Context, cfg WorkQueueConfig, h func(ctx context.C
 	if err := cfg.setDefaults(); err != nil {
 		return fmt.Errorf("run work queue %s: %w", cfg.Name, err)
 	}
-	metrics, err := NewMetrics(cfg.Registerer)
+	metrics, cons, err := cfg.open(ctx)
 	if err != nil {
-		return fmt.Errorf("run work queue %s: %w", cfg.Name, err)
-	}
-	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.consumerConfig())
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", cfg.Name, err)
+		return err
 	}
 	// A small client buffer (buffered messages wait with their AckWait
 	// running while other instances could take them), but not below 32:
@@ -135,6 +131,20 @@ func RunWorkQueue(ctx context.Context, cfg WorkQueueConfig, h func(ctx context.C
 	w := &worker{cfg: &cfg, h: h, metrics: metrics, log: cfg.Logger.With("consumer", cfg.Name),
 		dl: deadLetterer{rec: cfg.DeadLetters, source: cfg.Name, log: cfg.Logger, metrics: metrics}}
 	return runWorkers(ctx, it, cfg.Workers, cfg.DrainTimeout, func(hctx context.Context) error { return w.loop(hctx, it) })
+}
+
+// open registers the consumer's metrics and creates or updates its
+// durable (the config has its defaults).
+func (c *WorkQueueConfig) open(ctx context.Context) (*Metrics, jetstream.Consumer, error) {
+	metrics, err := NewMetrics(c.Registerer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("run work queue %s: %w", c.Name, err)
+	}
+	cons, err := c.JetStream.CreateOrUpdateConsumer(ctx, c.Stream, c.consumerConfig())
+	if err != nil {
+		return nil, nil, fmt.Errorf("create consumer %s: %w", c.Name, err)
+	}
+	return metrics, cons, nil
 }
 
 // runWorkers runs n loops over it until ctx is cancelled, then drains: the

@@ -72,13 +72,9 @@ func RunWorkQueueBatch(ctx context.Context, cfg WorkQueueBatchConfig, h BatchWor
 	if err := cfg.setDefaults(); err != nil {
 		return fmt.Errorf("run work queue batch %s: %w", cfg.Name, err)
 	}
-	metrics, err := NewMetrics(cfg.Registerer)
+	metrics, cons, err := cfg.open(ctx)
 	if err != nil {
-		return fmt.Errorf("run work queue batch %s: %w", cfg.Name, err)
-	}
-	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.consumerConfig())
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", cfg.Name, err)
+		return err
 	}
 	// The client buffers two batches, so a worker that finishes finds its
 	// next batch waiting while the iterator pulls the one after.

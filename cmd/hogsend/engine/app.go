@@ -526,17 +526,7 @@ func (m *Main) consumersStart() time.Time { return m.started.Add(-newConsumerLoo
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
 	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents,
-		EventsPosition: func(ctx context.Context) (uint64, error) {
-			s, err := m.js.Stream(ctx, streams.StreamEvents)
-			if err != nil {
-				return 0, err
-			}
-			info, err := s.Info(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return info.State.LastSeq, nil
-		}}
+		EventsPosition: func(ctx context.Context) (uint64, error) { return bus.LastSequence(ctx, m.js, streams.StreamEvents) }}
 	if m.analytics != nil {
 		opts.Analytics = m.analytics
 	}
