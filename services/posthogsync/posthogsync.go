@@ -41,12 +41,13 @@ const FilterSubject = streams.ActivityRoot + ".>"
 const (
 	// DefaultInterval is how often posthog-go flushes a partial batch.
 	DefaultInterval = time.Second
-	// workers is RunWorkQueue's default: the mirror reads all of ACTIVITY,
-	// so it should keep up with the contacts projection. Concurrent
-	// workers may reorder messages; the order per person property that
-	// PostHog needs is kept by the handler (see order), which also covers
+	// DefaultWorkers is RunWorkQueue's default: the mirror reads all of
+	// ACTIVITY, so it should keep up with the contacts projection.
+	// Concurrent workers may reorder messages; the order per person
+	// property that PostHog needs is kept by the handler (see order),
+	// which drops an update older than one already sent, and also covers
 	// redeliveries.
-	workers = 4
+	DefaultWorkers = 4
 	// ackWait and maxAckPending are the values RunWorkQueue would default
 	// to; the consumer is created with them so RunWorkQueue's update of it
 	// changes nothing.
@@ -77,6 +78,10 @@ type Config struct {
 	// BatchSize is the most messages per PostHog /batch/ request
 	// (default posthog-go's, 250).
 	BatchSize int
+	// Workers is how many ACTIVITY messages are handled at once (default
+	// DefaultWorkers). With one, every transition is sent in stream order
+	// and none is dropped as superseded.
+	Workers int
 	// DeadLetters records ACTIVITY messages that cannot be decoded; nil
 	// logs them instead.
 	DeadLetters bus.DeadLetterRecorder
@@ -92,6 +97,11 @@ func (c *Config) setDefaults() error {
 		return errors.New("field Interval must not be negative")
 	case c.BatchSize < 0:
 		return errors.New("field BatchSize must not be negative")
+	case c.Workers < 0:
+		return errors.New("field Workers must not be negative")
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
@@ -151,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Stream:        streams.StreamActivity,
 		Name:          ConsumerName,
 		FilterSubject: FilterSubject,
-		Workers:       workers,
+		Workers:       cfg.Workers,
 		AckWait:       ackWait,
 		MaxAckPending: maxAckPending,
 		DeadLetters:   cfg.DeadLetters,
