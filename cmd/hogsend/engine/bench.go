@@ -47,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 100000, "events per throughput run")
 	rate := fs.Int("rate", 2000, "events/s of the latency run")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "duration of the latency run")
-	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, buckets, latency, memory, journeys (default all)")
+	parts := fs.String("parts", "", "comma-separated parts to run: ingest, projection, buckets, latency, memory, journeys, first-effect (the last row of journeys alone) (default all)")
 	latencyAPIOnly := fs.Bool("latency-api-only", false, "latency run without the contacts projection (ingest alone)")
 	memory := fs.Bool("memory", true, "measure RSS of a `hogsend dev` subprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the in-process runs to this file")
@@ -119,6 +119,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runs("journeys") {
 		if err := b.journeysPart(ctx); err != nil {
 			return fmt.Errorf("journeys: %w", err)
+		}
+	}
+	if *parts != "" && runs("first-effect") && !runs("journeys") {
+		if err := b.firstEffectPart(ctx); err != nil {
+			return fmt.Errorf("first effect: %w", err)
 		}
 	}
 	if *memory && runs("memory") {
