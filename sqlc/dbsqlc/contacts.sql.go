@@ -157,18 +157,23 @@ func (q *Queries) ContactsInsertFull(ctx context.Context, arg ContactsInsertFull
 }
 
 const contactsLockLiveByKeys = `-- name: ContactsLockLiveByKeys :many
-SELECT c.id, c.organization_id, c.external_id, c.email, c.anonymous_id, c.timezone, c.properties, c.first_seen_at, c.last_seen_at, c.deleted_at, c.created_at, c.updated_at FROM contacts c JOIN (
-  SELECT o.id FROM unnest($1::text[]) AS k(v) JOIN contacts o ON o.external_id = k.v AND o.deleted_at IS NULL
-  UNION
-  SELECT o.id FROM unnest($2::text[]) AS k(v) JOIN contacts o ON lower(o.email) = k.v AND o.deleted_at IS NULL
-  UNION
-  SELECT o.id FROM unnest($3::text[]) AS k(v) JOIN contacts o ON o.anonymous_id = k.v AND o.deleted_at IS NULL
-  UNION
-  SELECT unnest($4::text[])::uuid
-) ids ON c.id = ids.id
-WHERE c.deleted_at IS NULL
-ORDER BY c.id
-FOR UPDATE OF c
+SELECT c.id, c.organization_id, c.external_id, c.email, c.anonymous_id, c.timezone, c.properties, c.first_seen_at, c.last_seen_at, c.deleted_at, c.created_at, c.updated_at FROM unnest(ARRAY(
+  SELECT DISTINCT k.id FROM (
+    SELECT o.id FROM unnest($1::text[]) AS k(v)
+      CROSS JOIN LATERAL (SELECT o.id FROM contacts o WHERE o.external_id = k.v AND o.deleted_at IS NULL LIMIT 1) o
+    UNION ALL
+    SELECT o.id FROM unnest($2::text[]) AS k(v)
+      CROSS JOIN LATERAL (SELECT o.id FROM contacts o WHERE lower(o.email) = k.v AND o.deleted_at IS NULL LIMIT 1) o
+    UNION ALL
+    SELECT o.id FROM unnest($3::text[]) AS k(v)
+      CROSS JOIN LATERAL (SELECT o.id FROM contacts o WHERE o.anonymous_id = k.v AND o.deleted_at IS NULL LIMIT 1) o
+    UNION ALL
+    SELECT unnest($4::text[])::uuid
+  ) k(id)
+  ORDER BY k.id
+)) WITH ORDINALITY AS ids(id, n)
+CROSS JOIN LATERAL (SELECT id, organization_id, external_id, email, anonymous_id, timezone, properties, first_seen_at, last_seen_at, deleted_at, created_at, updated_at FROM contacts WHERE contacts.id = ids.id AND contacts.deleted_at IS NULL LIMIT 1 FOR UPDATE) c
+ORDER BY ids.n
 `
 
 type ContactsLockLiveByKeysParams struct {
@@ -180,9 +185,17 @@ type ContactsLockLiveByKeysParams struct {
 
 // Loads (and row-locks, in id order) the live owners of a batch's keys, so
 // a batch on another partition reaching the same contact through another
-// key waits instead of overwriting. Keys are joined from unnest() rather
-// than tested with = ANY(), which degrades to a scan comparing every row
-// with every key when the planner has no statistics yet.
+// key waits instead of overwriting.
+//
+// Every lookup is a LATERAL subquery with LIMIT 1 (each live key is
+// unique), which the planner cannot flatten into a join: each key is one
+// probe of its unique index whatever the table's statistics say. As a
+// plain join, a table that grew since its last ANALYZE (a new install, a
+// burst of sign-ups) was planned as a scan of every live contact per batch,
+// because the partial indexes were estimated at a dozen rows (2.8 ms
+// instead of 0.2 ms for a batch of 7 against 5,000 contacts, growing with
+// the table). The ids are sorted before the rows are locked one by one, so
+// locks are taken in id order and two writers never deadlock.
 func (q *Queries) ContactsLockLiveByKeys(ctx context.Context, arg ContactsLockLiveByKeysParams) ([]Contact, error) {
 	rows, err := q.db.Query(ctx, contactsLockLiveByKeys,
 		arg.ExternalIds,
