@@ -31,7 +31,8 @@ Usage: hogsend <command> [flags]
 
 Commands:
   dev                  run everything in one process (embedded NATS, migrations, all services)
-  serve [--only a,b]   run services against NATS_URL (api, contacts); --partitions 0-7
+  serve [--only a,b]   run services against NATS_URL (api, contacts, buckets, journeys,
+                       mailer; default all); --partitions 0-7
   migrate              apply database migrations
   replay contacts --from-start
                        rebuild contacts, aliases and history from the EVENTS stream
