@@ -139,7 +139,8 @@ func enrolling(a *streams.Activity) bool {
 }
 
 // loadGuards reads, for the pairs the batch's triggers name, the data of
-// guards 4 and 5 and the admin overrides, in three statements.
+// guards 4 and 5, the contacts' time zones and the admin overrides, in one
+// statement.
 func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error {
 	var p dbsqlc.JourneyPriorStatesParams
 	var keys []string
@@ -167,31 +168,60 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 	if len(keys) == 0 {
 		return nil
 	}
-	rows, err := b.q.JourneyPriorStates(ctx, p)
-	if err != nil {
-		return fmt.Errorf("read prior journey states: %w", err)
+	if contacts == nil {
+		contacts = []uuid.UUID{}
 	}
-	for _, r := range rows {
+	row, err := b.q.JourneyEnrolGuards(ctx, dbsqlc.JourneyEnrolGuardsParams{Keys: p.Keys, JourneyIds: p.JourneyIds, ContactIds: contacts})
+	if err != nil {
+		return fmt.Errorf("read enrolment guards: %w", err)
+	}
+	var g struct {
+		prior []struct {
+			Key     string    `json:"key"`
+			Journey string    `json:"journey"`
+			N       int       `json:"n"`
+			Newest  time.Time `json:"newest"`
+		}
+		unsub []struct {
+			Key string `json:"key"`
+			All bool   `json:"all"`
+		}
+		zones []struct {
+			ID   uuid.UUID `json:"id"`
+			Zone string    `json:"zone"`
+		}
+		configs []struct {
+			Journey string `json:"journey"`
+			Enabled bool   `json:"enabled"`
+		}
+	}
+	for _, part := range []struct {
+		name string
+		raw  []byte
+		into any
+	}{
+		{"prior states", row.Prior, &g.prior}, {"preferences", row.Unsubscribed, &g.unsub},
+		{"time zones", row.Zones, &g.zones}, {"journey configs", row.Configs, &g.configs},
+	} {
+		if err := json.Unmarshal(part.raw, part.into); err != nil {
+			return fmt.Errorf("decode enrolment guards (%s): %w", part.name, err)
+		}
+	}
+	for _, r := range g.prior {
 		newest := r.Newest
-		b.prior[pairKey{r.UserID, r.JourneyID}] = journey.PriorStates{Count: int(r.N), NewestCreatedAt: &newest}
+		b.prior[pairKey{r.Key, r.Journey}] = journey.PriorStates{Count: r.N, NewestCreatedAt: &newest}
 	}
-	prefs, err := b.q.JourneyUnsubscribedKeys(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("read preferences: %w", err)
+	for _, r := range g.unsub {
+		b.unsub[r.Key] = r.All
 	}
-	for _, r := range prefs {
-		b.unsub[r.UserID] = r.UnsubscribedAll
+	for _, r := range g.zones {
+		b.zones[r.ID] = r.Zone
 	}
-	// The snapshot on ACTIVITY does not carry the timezone column.
-	tzs, err := b.q.JourneyContactTimezones(ctx, contacts)
-	if err != nil {
-		return fmt.Errorf("read contact timezones: %w", err)
+	b.configs = make(map[string]bool, len(g.configs))
+	for _, r := range g.configs {
+		b.configs[r.Journey] = r.Enabled
 	}
-	for _, t := range tzs {
-		b.zones[t.ID] = t.Timezone
-	}
-	b.configs, err = configs(ctx, b.q)
-	return err
+	return nil
 }
 
 func (b *batch) apply(ctx context.Context, a *streams.Activity, from uint64) error {

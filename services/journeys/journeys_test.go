@@ -507,3 +507,54 @@ func TestWaitAfterWakeCountsByPosition(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 }
+
+// Guard 4 with a period: a second trigger within the period is skipped
+// because the prior run's creation time is read back (a lost time would
+// admit it), and the contacts.timezone column outranks the zone property.
+func TestEntryPeriodAndZoneColumn(t *testing.T) {
+	t.Parallel()
+	daily := journey.MustDefine(journey.Meta{ID: "daily", Name: "Daily", EntryLimit: journey.OncePerPeriod, EntryPeriod: time.Hour,
+		Trigger: journey.OnEvent("ping")},
+		func(ctx *journey.Ctx, u journey.User) error { return nil })
+	zoned := journey.MustDefine(journey.Meta{ID: "zoned", Name: "Zoned", EntryLimit: journey.Once, Trigger: journey.OnEvent("zone_check")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			ctx.Sleep(time.Hour)
+			return nil
+		})
+	e := startEngine(t, []*journey.Journey{daily, zoned}, engineOptions{})
+	ctx := context.Background()
+
+	e.send("u1", "", "ping", nil)
+	e.waitStatus("u1", "daily", journeys.StatusCompleted, 5*time.Second)
+	e.send("u1", "", "ping", nil) // within the hour: skipped
+	e.send("u2", "", "ping", nil) // another contact: enrols
+	e.waitStatus("u2", "daily", journeys.StatusCompleted, 5*time.Second)
+
+	e.sendContact("tokyo", map[string]any{"plan": "pro"})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tag, err := e.pool.Exec(ctx, `UPDATE contacts SET timezone = 'Asia/Tokyo' WHERE external_id = 'tokyo'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tag.RowsAffected() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("contact tokyo was not created")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.sendWith("tokyo", "zone_check", "", nil, map[string]any{"timezone": "America/New_York"})
+	st := e.waitStatus("tokyo", "zoned", journeys.StatusWaiting, 5*time.Second)
+	var zone string
+	if err := e.pool.QueryRow(ctx, `SELECT timezone FROM journey_states WHERE id = $1`, st.ID).Scan(&zone); err != nil {
+		t.Fatal(err)
+	}
+	if zone != "Asia/Tokyo" {
+		t.Errorf("state zone %q, want Asia/Tokyo from the contacts column", zone)
+	}
+	if n := len(e.states("u1", "daily")); n != 1 {
+		t.Errorf("u1 has %d daily states, want 1 (the second ping is within the period)", n)
+	}
+}

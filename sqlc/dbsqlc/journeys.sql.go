@@ -56,35 +56,6 @@ func (q *Queries) JourneyContactEmail(ctx context.Context, id uuid.UUID) (string
 	return column_1, err
 }
 
-const journeyContactTimezones = `-- name: JourneyContactTimezones :many
-SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY($1::uuid[])
-`
-
-type JourneyContactTimezonesRow struct {
-	ID       uuid.UUID
-	Timezone string
-}
-
-func (q *Queries) JourneyContactTimezones(ctx context.Context, ids []uuid.UUID) ([]JourneyContactTimezonesRow, error) {
-	rows, err := q.db.Query(ctx, journeyContactTimezones, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []JourneyContactTimezonesRow{}
-	for rows.Next() {
-		var i JourneyContactTimezonesRow
-		if err := rows.Scan(&i.ID, &i.Timezone); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const journeyEmailHistory = `-- name: JourneyEmailHistory :one
 SELECT count(*)::int AS n, coalesce(max(sent_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_sent_at
 FROM email_sends WHERE lower(to_email) = lower($1) AND template_key = $2
@@ -106,6 +77,57 @@ func (q *Queries) JourneyEmailHistory(ctx context.Context, arg JourneyEmailHisto
 	row := q.db.QueryRow(ctx, journeyEmailHistory, arg.ToEmail, arg.TemplateKey)
 	var i JourneyEmailHistoryRow
 	err := row.Scan(&i.N, &i.LastSentAt)
+	return i, err
+}
+
+const journeyEnrolGuards = `-- name: JourneyEnrolGuards :one
+SELECT
+  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest)), '[]')
+   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest
+         FROM journey_states s
+         JOIN (SELECT unnest($1::text[]) AS user_id, unnest($2::text[]) AS journey_id) p
+           ON s.user_id = p.user_id AND s.journey_id = p.journey_id
+         GROUP BY s.user_id, s.journey_id) g)::jsonb AS prior,
+  (SELECT coalesce(json_agg(json_build_object('key', u.user_id, 'all', u.unsubscribed_all)), '[]')
+   FROM (SELECT DISTINCT ON (e.user_id) e.user_id, e.unsubscribed_all
+         FROM email_preferences e
+         WHERE e.user_id = ANY($1::text[])
+         ORDER BY e.user_id, e.created_at, e.id) u)::jsonb AS unsubscribed,
+  (SELECT coalesce(json_agg(json_build_object('id', c.id, 'zone', c.timezone)), '[]')
+   FROM contacts c WHERE c.id = ANY($3::uuid[]) AND c.timezone IS NOT NULL)::jsonb AS zones,
+  (SELECT coalesce(json_agg(json_build_object('journey', j.journey_id, 'enabled', j.enabled)), '[]')
+   FROM journey_configs j)::jsonb AS configs
+`
+
+type JourneyEnrolGuardsParams struct {
+	Keys       []string
+	JourneyIds []string
+	ContactIds []uuid.UUID
+}
+
+type JourneyEnrolGuardsRow struct {
+	Prior        json.RawMessage
+	Unsubscribed json.RawMessage
+	Zones        json.RawMessage
+	Configs      json.RawMessage
+}
+
+// What a batch's enrolments check, in one round trip instead of four
+// (each is about 0.3 ms while PostgreSQL and NATS share the cores, and a
+// journeys batch pays them before its first run): guard 4's prior states
+// of the (key, journey) pairs (JourneyPriorStates), guard 5's
+// unsubscribed keys (JourneyUnsubscribedKeys), the contacts' time zone
+// column (the ACTIVITY snapshot does not carry it) and the admin
+// overrides (JourneyConfigList). Each part is a JSON array.
+func (q *Queries) JourneyEnrolGuards(ctx context.Context, arg JourneyEnrolGuardsParams) (JourneyEnrolGuardsRow, error) {
+	row := q.db.QueryRow(ctx, journeyEnrolGuards, arg.Keys, arg.JourneyIds, arg.ContactIds)
+	var i JourneyEnrolGuardsRow
+	err := row.Scan(
+		&i.Prior,
+		&i.Unsubscribed,
+		&i.Zones,
+		&i.Configs,
+	)
 	return i, err
 }
 

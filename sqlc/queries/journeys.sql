@@ -35,6 +35,31 @@ FROM email_preferences
 WHERE user_id = ANY(@keys::text[])
 ORDER BY user_id, created_at, id;
 
+-- name: JourneyEnrolGuards :one
+-- What a batch's enrolments check, in one round trip instead of four
+-- (each is about 0.3 ms while PostgreSQL and NATS share the cores, and a
+-- journeys batch pays them before its first run): guard 4's prior states
+-- of the (key, journey) pairs (JourneyPriorStates), guard 5's
+-- unsubscribed keys (JourneyUnsubscribedKeys), the contacts' time zone
+-- column (the ACTIVITY snapshot does not carry it) and the admin
+-- overrides (JourneyConfigList). Each part is a JSON array.
+SELECT
+  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest)), '[]')
+   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest
+         FROM journey_states s
+         JOIN (SELECT unnest(@keys::text[]) AS user_id, unnest(@journey_ids::text[]) AS journey_id) p
+           ON s.user_id = p.user_id AND s.journey_id = p.journey_id
+         GROUP BY s.user_id, s.journey_id) g)::jsonb AS prior,
+  (SELECT coalesce(json_agg(json_build_object('key', u.user_id, 'all', u.unsubscribed_all)), '[]')
+   FROM (SELECT DISTINCT ON (e.user_id) e.user_id, e.unsubscribed_all
+         FROM email_preferences e
+         WHERE e.user_id = ANY(@keys::text[])
+         ORDER BY e.user_id, e.created_at, e.id) u)::jsonb AS unsubscribed,
+  (SELECT coalesce(json_agg(json_build_object('id', c.id, 'zone', c.timezone)), '[]')
+   FROM contacts c WHERE c.id = ANY(@contact_ids::uuid[]) AND c.timezone IS NOT NULL)::jsonb AS zones,
+  (SELECT coalesce(json_agg(json_build_object('journey', j.journey_id, 'enabled', j.enabled)), '[]')
+   FROM journey_configs j)::jsonb AS configs;
+
 -- name: JourneyConfigList :many
 SELECT journey_id, enabled, updated_at FROM journey_configs ORDER BY journey_id;
 
@@ -135,9 +160,6 @@ SELECT id, msgs FROM journey_outbox WHERE state_id = ANY(@state_ids::uuid[]) ORD
 
 -- name: JourneyOutboxDeleteMany :exec
 DELETE FROM journey_outbox WHERE id = ANY(@ids::bigint[]);
-
--- name: JourneyContactTimezones :many
-SELECT id, coalesce(timezone, '')::text AS timezone FROM contacts WHERE id = ANY(@ids::uuid[]);
 
 -- name: JourneyEmailHistory :one
 -- ctx.EmailHistory (spec 10 §5.4): every send of a template to an
