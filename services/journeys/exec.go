@@ -85,10 +85,11 @@ type writes struct {
 	// steps are new steps in the order recorded; index finds a pending
 	// one by (state, step) so a later resolve in the same transaction
 	// edits it before it is written.
-	steps    []dbsqlc.JourneyStep
-	index    map[stepKey]int
-	resolves dbsqlc.JourneyStepsResolveManyParams
-	logs     dbsqlc.JourneyLogsInsertParams
+	steps []dbsqlc.JourneyStep
+	index map[stepKey]int
+	// pending holds the step results and logs collected so far; flush adds
+	// the steps and states and writes it all in one statement.
+	pending dbsqlc.JourneyWritesApplyParams
 	// states are the rows this transaction changed, written once at the
 	// end as they were left (the transaction holds them locked).
 	states []*dbsqlc.JourneyState
@@ -146,11 +147,11 @@ func (w *writes) resolve(state uuid.UUID, step int32, result json.RawMessage, at
 		w.steps[i].Result, w.steps[i].ResolvedAt = result, &at
 		return
 	}
-	p := &w.resolves
-	p.StateIds = append(p.StateIds, state)
-	p.Steps = append(p.Steps, step)
-	p.Results = append(p.Results, string(result))
-	p.Ats = append(p.Ats, at)
+	p := &w.pending
+	p.ResolveStateIds = append(p.ResolveStateIds, state)
+	p.ResolveSteps = append(p.ResolveSteps, step)
+	p.ResolveResults = append(p.ResolveResults, string(result))
+	p.ResolveAts = append(p.ResolveAts, at)
 }
 
 func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at time.Time) {
@@ -159,71 +160,54 @@ func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at 
 		b, _ := json.Marshal(detail)
 		d = string(b)
 	}
-	p := &w.logs
-	p.Ids = append(p.Ids, uuid.Must(uuid.NewV7()))
-	p.StateIds = append(p.StateIds, stateID)
-	p.FromNodes = append(p.FromNodes, from)
-	p.ToNodes = append(p.ToNodes, to)
-	p.Actions = append(p.Actions, action)
-	p.Details = append(p.Details, d)
-	p.Ats = append(p.Ats, at)
+	p := &w.pending
+	p.LogIds = append(p.LogIds, uuid.Must(uuid.NewV7()))
+	p.LogStateIds = append(p.LogStateIds, stateID)
+	p.LogFromNodes = append(p.LogFromNodes, from)
+	p.LogToNodes = append(p.LogToNodes, to)
+	p.LogActions = append(p.LogActions, action)
+	p.LogDetails = append(p.LogDetails, d)
+	p.LogAts = append(p.LogAts, at)
 }
 
-// flush writes the collected steps, step results and logs: at most three
-// statements per transaction.
+// flush writes the collected steps, step results, states and logs in one
+// statement; with nothing collected it does nothing.
 func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
-	if len(w.steps) > 0 {
-		var p dbsqlc.JourneyStepsInsertParams
-		for _, s := range w.steps {
-			p.StateIds = append(p.StateIds, s.StateID)
-			p.Steps = append(p.Steps, s.Step)
-			p.Kinds = append(p.Kinds, s.Kind)
-			p.Labels = append(p.Labels, deref(s.Label))
-			p.Results = append(p.Results, string(s.Result))
-			p.DueAts = append(p.DueAts, derefTime(s.DueAt))
-			p.WaitEvents = append(p.WaitEvents, deref(s.WaitEvent))
-			var seq int64
-			if s.WaitAfterSeq != nil {
-				seq = *s.WaitAfterSeq
-			}
-			p.WaitAfterSeqs = append(p.WaitAfterSeqs, seq)
-			p.WaitAfterAts = append(p.WaitAfterAts, derefTime(s.WaitAfterAt))
-			p.CreatedAts = append(p.CreatedAts, s.CreatedAt)
-			p.ResolvedAts = append(p.ResolvedAts, derefTime(s.ResolvedAt))
-		}
-		if err := q.JourneyStepsInsert(ctx, p); err != nil {
-			return fmt.Errorf("record journey steps: %w", err)
-		}
-		w.steps, w.index = nil, nil
+	p := &w.pending
+	if len(w.steps) == 0 && len(w.states) == 0 && len(p.ResolveStateIds) == 0 && len(p.LogIds) == 0 {
+		return nil
 	}
-	if len(w.resolves.StateIds) > 0 {
-		if err := q.JourneyStepsResolveMany(ctx, w.resolves); err != nil {
-			return fmt.Errorf("record step results: %w", err)
+	for _, s := range w.steps {
+		p.StepStateIds = append(p.StepStateIds, s.StateID)
+		p.StepNumbers = append(p.StepNumbers, s.Step)
+		p.StepKinds = append(p.StepKinds, s.Kind)
+		p.StepLabels = append(p.StepLabels, deref(s.Label))
+		p.StepResults = append(p.StepResults, string(s.Result))
+		p.StepDueAts = append(p.StepDueAts, derefTime(s.DueAt))
+		p.StepWaitEvents = append(p.StepWaitEvents, deref(s.WaitEvent))
+		var seq int64
+		if s.WaitAfterSeq != nil {
+			seq = *s.WaitAfterSeq
 		}
-		w.resolves = dbsqlc.JourneyStepsResolveManyParams{}
+		p.StepWaitAfterSeqs = append(p.StepWaitAfterSeqs, seq)
+		p.StepWaitAfterAts = append(p.StepWaitAfterAts, derefTime(s.WaitAfterAt))
+		p.StepCreatedAts = append(p.StepCreatedAts, s.CreatedAt)
+		p.StepResolvedAts = append(p.StepResolvedAts, derefTime(s.ResolvedAt))
 	}
-	if len(w.states) > 0 {
-		var p dbsqlc.JourneyStatesApplyParams
-		for _, st := range w.states {
-			p.Ids = append(p.Ids, st.ID)
-			p.Statuses = append(p.Statuses, st.Status)
-			p.Nodes = append(p.Nodes, st.CurrentNodeID)
-			p.Errs = append(p.Errs, deref(st.ErrorMessage))
-			p.CompletedAts = append(p.CompletedAts, derefTime(st.CompletedAt))
-			p.ExitedAts = append(p.ExitedAts, derefTime(st.ExitedAt))
-			p.Ats = append(p.Ats, st.UpdatedAt)
-		}
-		if err := q.JourneyStatesApply(ctx, p); err != nil {
-			return fmt.Errorf("write journey states: %w", err)
-		}
-		w.states, w.seen = nil, nil
+	for _, st := range w.states {
+		p.StateIds = append(p.StateIds, st.ID)
+		p.StateStatuses = append(p.StateStatuses, st.Status)
+		p.StateNodes = append(p.StateNodes, st.CurrentNodeID)
+		p.StateErrs = append(p.StateErrs, deref(st.ErrorMessage))
+		p.StateCompletedAts = append(p.StateCompletedAts, derefTime(st.CompletedAt))
+		p.StateExitedAts = append(p.StateExitedAts, derefTime(st.ExitedAt))
+		p.StateAts = append(p.StateAts, st.UpdatedAt)
 	}
-	if len(w.logs.Ids) > 0 {
-		if err := q.JourneyLogsInsert(ctx, w.logs); err != nil {
-			return fmt.Errorf("write journey logs: %w", err)
-		}
-		w.logs = dbsqlc.JourneyLogsInsertParams{}
+	if err := q.JourneyWritesApply(ctx, *p); err != nil {
+		return fmt.Errorf("write journey steps, states and logs: %w", err)
 	}
+	w.steps, w.index, w.states, w.seen = nil, nil, nil, nil
+	w.pending = dbsqlc.JourneyWritesApplyParams{}
 	return nil
 }
 

@@ -283,35 +283,6 @@ func (q *Queries) JourneyLiveStatesOfEvent(ctx context.Context, arg JourneyLiveS
 	return items, nil
 }
 
-const journeyLogsInsert = `-- name: JourneyLogsInsert :exec
-INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
-SELECT unnest($1::uuid[]), unnest($2::uuid[]), nullif(unnest($3::text[]), ''), nullif(unnest($4::text[]), ''),
-       unnest($5::text[]), nullif(unnest($6::text[]), '')::jsonb, unnest($7::timestamptz[]), unnest($7::timestamptz[])
-`
-
-type JourneyLogsInsertParams struct {
-	Ids       []uuid.UUID
-	StateIds  []uuid.UUID
-	FromNodes []string
-	ToNodes   []string
-	Actions   []string
-	Details   []string
-	Ats       []time.Time
-}
-
-func (q *Queries) JourneyLogsInsert(ctx context.Context, arg JourneyLogsInsertParams) error {
-	_, err := q.db.Exec(ctx, journeyLogsInsert,
-		arg.Ids,
-		arg.StateIds,
-		arg.FromNodes,
-		arg.ToNodes,
-		arg.Actions,
-		arg.Details,
-		arg.Ats,
-	)
-	return err
-}
-
 const journeyOutboxDeleteMany = `-- name: JourneyOutboxDeleteMany :exec
 DELETE FROM journey_outbox WHERE id = ANY($1::bigint[])
 `
@@ -525,48 +496,6 @@ func (q *Queries) JourneyStateInsert(ctx context.Context, arg JourneyStateInsert
 	return i, err
 }
 
-const journeyStatesApply = `-- name: JourneyStatesApply :exec
-UPDATE journey_states s SET
-    status          = u.status,
-    current_node_id = u.node,
-    error_message   = nullif(u.err, ''),
-    completed_at    = u.completed_at,
-    exited_at       = u.exited_at,
-    updated_at      = u.at
-FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS status, unnest($3::text[]) AS node,
-             unnest($4::text[]) AS err,
-             nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
-             nullif(unnest($6::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
-             unnest($7::timestamptz[]) AS at) u
-WHERE s.id = u.id
-`
-
-type JourneyStatesApplyParams struct {
-	Ids          []uuid.UUID
-	Statuses     []string
-	Nodes        []string
-	Errs         []string
-	CompletedAts []time.Time
-	ExitedAts    []time.Time
-	Ats          []time.Time
-}
-
-// Writes the states a transaction changed, once each, as the runs left
-// them. The transaction holds their rows (it inserted them or locked them
-// FOR UPDATE), so the transitions were decided on their current status.
-func (q *Queries) JourneyStatesApply(ctx context.Context, arg JourneyStatesApplyParams) error {
-	_, err := q.db.Exec(ctx, journeyStatesApply,
-		arg.Ids,
-		arg.Statuses,
-		arg.Nodes,
-		arg.Errs,
-		arg.CompletedAts,
-		arg.ExitedAts,
-		arg.Ats,
-	)
-	return err
-}
-
 const journeyStatesLockMany = `-- name: JourneyStatesLockMany :many
 SELECT id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at FROM journey_states WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
 `
@@ -708,46 +637,6 @@ func (q *Queries) JourneySteps(ctx context.Context, stateID uuid.UUID) ([]Journe
 	return items, nil
 }
 
-const journeyStepsInsert = `-- name: JourneyStepsInsert :exec
-INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
-SELECT unnest($1::uuid[]), unnest($2::int[]), unnest($3::text[]), nullif(unnest($4::text[]), ''),
-       nullif(unnest($5::text[]), '')::jsonb, nullif(unnest($6::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), nullif(unnest($7::text[]), ''),
-       nullif(unnest($8::bigint[]), 0), nullif(unnest($9::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest($10::timestamptz[]),
-       nullif(unnest($11::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz)
-`
-
-type JourneyStepsInsertParams struct {
-	StateIds      []uuid.UUID
-	Steps         []int32
-	Kinds         []string
-	Labels        []string
-	Results       []string
-	DueAts        []time.Time
-	WaitEvents    []string
-	WaitAfterSeqs []int64
-	WaitAfterAts  []time.Time
-	CreatedAts    []time.Time
-	ResolvedAts   []time.Time
-}
-
-// Empty strings, 0 and the zero time stand for NULL.
-func (q *Queries) JourneyStepsInsert(ctx context.Context, arg JourneyStepsInsertParams) error {
-	_, err := q.db.Exec(ctx, journeyStepsInsert,
-		arg.StateIds,
-		arg.Steps,
-		arg.Kinds,
-		arg.Labels,
-		arg.Results,
-		arg.DueAts,
-		arg.WaitEvents,
-		arg.WaitAfterSeqs,
-		arg.WaitAfterAts,
-		arg.CreatedAts,
-		arg.ResolvedAts,
-	)
-	return err
-}
-
 const journeyStepsOfMany = `-- name: JourneyStepsOfMany :many
 SELECT state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at FROM journey_steps WHERE state_id = ANY($1::uuid[]) ORDER BY state_id, step
 `
@@ -784,31 +673,6 @@ func (q *Queries) JourneyStepsOfMany(ctx context.Context, stateIds []uuid.UUID) 
 	return items, nil
 }
 
-const journeyStepsResolveMany = `-- name: JourneyStepsResolveMany :exec
-UPDATE journey_steps s SET result = u.result::jsonb, resolved_at = u.at
-FROM (SELECT unnest($1::uuid[]) AS state_id, unnest($2::int[]) AS step,
-             unnest($3::text[]) AS result, unnest($4::timestamptz[]) AS at) u
-WHERE s.state_id = u.state_id AND s.step = u.step AND s.result IS NULL
-`
-
-type JourneyStepsResolveManyParams struct {
-	StateIds []uuid.UUID
-	Steps    []int32
-	Results  []string
-	Ats      []time.Time
-}
-
-// Records the results of blocking steps already stored as pending.
-func (q *Queries) JourneyStepsResolveMany(ctx context.Context, arg JourneyStepsResolveManyParams) error {
-	_, err := q.db.Exec(ctx, journeyStepsResolveMany,
-		arg.StateIds,
-		arg.Steps,
-		arg.Results,
-		arg.Ats,
-	)
-	return err
-}
-
 const journeyUnsubscribedKeys = `-- name: JourneyUnsubscribedKeys :many
 SELECT DISTINCT ON (user_id) user_id, unsubscribed_all
 FROM email_preferences
@@ -840,4 +704,114 @@ func (q *Queries) JourneyUnsubscribedKeys(ctx context.Context, keys []string) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const journeyWritesApply = `-- name: JourneyWritesApply :exec
+WITH new_steps AS (
+  INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
+  SELECT unnest($8::uuid[]), unnest($9::int[]), unnest($10::text[]), nullif(unnest($11::text[]), ''),
+         nullif(unnest($12::text[]), '')::jsonb, nullif(unnest($13::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz),
+         nullif(unnest($14::text[]), ''), nullif(unnest($15::bigint[]), 0),
+         nullif(unnest($16::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest($17::timestamptz[]),
+         nullif(unnest($18::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz)
+), resolved AS (
+  UPDATE journey_steps s SET result = r.result::jsonb, resolved_at = r.at
+  FROM (SELECT unnest($19::uuid[]) AS state_id, unnest($20::int[]) AS step,
+               unnest($21::text[]) AS result, unnest($22::timestamptz[]) AS at) r
+  WHERE s.state_id = r.state_id AND s.step = r.step AND s.result IS NULL
+), changed AS (
+  UPDATE journey_states s SET
+      status          = u.status,
+      current_node_id = u.node,
+      error_message   = nullif(u.err, ''),
+      completed_at    = u.completed_at,
+      exited_at       = u.exited_at,
+      updated_at      = u.at
+  FROM (SELECT unnest($23::uuid[]) AS id, unnest($24::text[]) AS status, unnest($25::text[]) AS node,
+               unnest($26::text[]) AS err,
+               nullif(unnest($27::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
+               nullif(unnest($28::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
+               unnest($29::timestamptz[]) AS at) u
+  WHERE s.id = u.id
+)
+INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
+SELECT unnest($1::uuid[]), unnest($2::uuid[]), nullif(unnest($3::text[]), ''), nullif(unnest($4::text[]), ''),
+       unnest($5::text[]), nullif(unnest($6::text[]), '')::jsonb, unnest($7::timestamptz[]), unnest($7::timestamptz[])
+`
+
+type JourneyWritesApplyParams struct {
+	LogIds            []uuid.UUID
+	LogStateIds       []uuid.UUID
+	LogFromNodes      []string
+	LogToNodes        []string
+	LogActions        []string
+	LogDetails        []string
+	LogAts            []time.Time
+	StepStateIds      []uuid.UUID
+	StepNumbers       []int32
+	StepKinds         []string
+	StepLabels        []string
+	StepResults       []string
+	StepDueAts        []time.Time
+	StepWaitEvents    []string
+	StepWaitAfterSeqs []int64
+	StepWaitAfterAts  []time.Time
+	StepCreatedAts    []time.Time
+	StepResolvedAts   []time.Time
+	ResolveStateIds   []uuid.UUID
+	ResolveSteps      []int32
+	ResolveResults    []string
+	ResolveAts        []time.Time
+	StateIds          []uuid.UUID
+	StateStatuses     []string
+	StateNodes        []string
+	StateErrs         []string
+	StateCompletedAts []time.Time
+	StateExitedAts    []time.Time
+	StateAts          []time.Time
+}
+
+// Everything a transaction's runs changed, in one statement (one round
+// trip, where four cost about 1.5 ms per journeys batch on a busy machine):
+// new steps, results of steps stored as pending, the changed states, once
+// each, as the runs left them, and the log rows. An empty part is a no-op.
+// The parts touch different rows (a step recorded in this transaction is
+// resolved in memory before it is written), so they cannot see or need
+// each other's changes. The transaction holds the states' rows (it
+// inserted them or locked them FOR UPDATE), so their transitions were
+// decided on their current status. Empty strings, 0 and the zero time
+// stand for NULL.
+func (q *Queries) JourneyWritesApply(ctx context.Context, arg JourneyWritesApplyParams) error {
+	_, err := q.db.Exec(ctx, journeyWritesApply,
+		arg.LogIds,
+		arg.LogStateIds,
+		arg.LogFromNodes,
+		arg.LogToNodes,
+		arg.LogActions,
+		arg.LogDetails,
+		arg.LogAts,
+		arg.StepStateIds,
+		arg.StepNumbers,
+		arg.StepKinds,
+		arg.StepLabels,
+		arg.StepResults,
+		arg.StepDueAts,
+		arg.StepWaitEvents,
+		arg.StepWaitAfterSeqs,
+		arg.StepWaitAfterAts,
+		arg.StepCreatedAts,
+		arg.StepResolvedAts,
+		arg.ResolveStateIds,
+		arg.ResolveSteps,
+		arg.ResolveResults,
+		arg.ResolveAts,
+		arg.StateIds,
+		arg.StateStatuses,
+		arg.StateNodes,
+		arg.StateErrs,
+		arg.StateCompletedAts,
+		arg.StateExitedAts,
+		arg.StateAts,
+	)
+	return err
 }

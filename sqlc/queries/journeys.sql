@@ -71,18 +71,47 @@ VALUES (@id::uuid, @user_id, @user_email, @journey_id, @contact_id, 'start', 'ac
 ON CONFLICT DO NOTHING
 RETURNING *;
 
--- name: JourneyStepsInsert :exec
--- Empty strings, 0 and the zero time stand for NULL.
-INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
-SELECT unnest(@state_ids::uuid[]), unnest(@steps::int[]), unnest(@kinds::text[]), nullif(unnest(@labels::text[]), ''),
-       nullif(unnest(@results::text[]), '')::jsonb, nullif(unnest(@due_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), nullif(unnest(@wait_events::text[]), ''),
-       nullif(unnest(@wait_after_seqs::bigint[]), 0), nullif(unnest(@wait_after_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest(@created_ats::timestamptz[]),
-       nullif(unnest(@resolved_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz);
-
--- name: JourneyLogsInsert :exec
+-- name: JourneyWritesApply :exec
+-- Everything a transaction's runs changed, in one statement (one round
+-- trip, where four cost about 1.5 ms per journeys batch on a busy machine):
+-- new steps, results of steps stored as pending, the changed states, once
+-- each, as the runs left them, and the log rows. An empty part is a no-op.
+-- The parts touch different rows (a step recorded in this transaction is
+-- resolved in memory before it is written), so they cannot see or need
+-- each other's changes. The transaction holds the states' rows (it
+-- inserted them or locked them FOR UPDATE), so their transitions were
+-- decided on their current status. Empty strings, 0 and the zero time
+-- stand for NULL.
+WITH new_steps AS (
+  INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
+  SELECT unnest(@step_state_ids::uuid[]), unnest(@step_numbers::int[]), unnest(@step_kinds::text[]), nullif(unnest(@step_labels::text[]), ''),
+         nullif(unnest(@step_results::text[]), '')::jsonb, nullif(unnest(@step_due_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz),
+         nullif(unnest(@step_wait_events::text[]), ''), nullif(unnest(@step_wait_after_seqs::bigint[]), 0),
+         nullif(unnest(@step_wait_after_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest(@step_created_ats::timestamptz[]),
+         nullif(unnest(@step_resolved_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz)
+), resolved AS (
+  UPDATE journey_steps s SET result = r.result::jsonb, resolved_at = r.at
+  FROM (SELECT unnest(@resolve_state_ids::uuid[]) AS state_id, unnest(@resolve_steps::int[]) AS step,
+               unnest(@resolve_results::text[]) AS result, unnest(@resolve_ats::timestamptz[]) AS at) r
+  WHERE s.state_id = r.state_id AND s.step = r.step AND s.result IS NULL
+), changed AS (
+  UPDATE journey_states s SET
+      status          = u.status,
+      current_node_id = u.node,
+      error_message   = nullif(u.err, ''),
+      completed_at    = u.completed_at,
+      exited_at       = u.exited_at,
+      updated_at      = u.at
+  FROM (SELECT unnest(@state_ids::uuid[]) AS id, unnest(@state_statuses::text[]) AS status, unnest(@state_nodes::text[]) AS node,
+               unnest(@state_errs::text[]) AS err,
+               nullif(unnest(@state_completed_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
+               nullif(unnest(@state_exited_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
+               unnest(@state_ats::timestamptz[]) AS at) u
+  WHERE s.id = u.id
+)
 INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
-SELECT unnest(@ids::uuid[]), unnest(@state_ids::uuid[]), nullif(unnest(@from_nodes::text[]), ''), nullif(unnest(@to_nodes::text[]), ''),
-       unnest(@actions::text[]), nullif(unnest(@details::text[]), '')::jsonb, unnest(@ats::timestamptz[]), unnest(@ats::timestamptz[]);
+SELECT unnest(@log_ids::uuid[]), unnest(@log_state_ids::uuid[]), nullif(unnest(@log_from_nodes::text[]), ''), nullif(unnest(@log_to_nodes::text[]), ''),
+       unnest(@log_actions::text[]), nullif(unnest(@log_details::text[]), '')::jsonb, unnest(@log_ats::timestamptz[]), unnest(@log_ats::timestamptz[]);
 
 -- name: JourneyStatesRekey :many
 -- History folding (spec 10 §2.3.3) of live rows from one key to another.
@@ -143,13 +172,6 @@ SELECT * FROM journey_states WHERE id = ANY(@ids::uuid[]) ORDER BY id FOR UPDATE
 -- name: JourneyStepsOfMany :many
 SELECT * FROM journey_steps WHERE state_id = ANY(@state_ids::uuid[]) ORDER BY state_id, step;
 
--- name: JourneyStepsResolveMany :exec
--- Records the results of blocking steps already stored as pending.
-UPDATE journey_steps s SET result = u.result::jsonb, resolved_at = u.at
-FROM (SELECT unnest(@state_ids::uuid[]) AS state_id, unnest(@steps::int[]) AS step,
-             unnest(@results::text[]) AS result, unnest(@ats::timestamptz[]) AS at) u
-WHERE s.state_id = u.state_id AND s.step = u.step AND s.result IS NULL;
-
 -- name: JourneyOutboxInsertMany :many
 INSERT INTO journey_outbox (state_id, msgs)
 SELECT unnest(@state_ids::uuid[]), unnest(@msgs::text[])::jsonb
@@ -167,20 +189,4 @@ DELETE FROM journey_outbox WHERE id = ANY(@ids::bigint[]);
 SELECT count(*)::int AS n, coalesce(max(sent_at), '0001-01-01 00:00:00+00'::timestamptz)::timestamptz AS last_sent_at
 FROM email_sends WHERE lower(to_email) = lower(@to_email) AND template_key = @template_key;
 
--- name: JourneyStatesApply :exec
--- Writes the states a transaction changed, once each, as the runs left
--- them. The transaction holds their rows (it inserted them or locked them
--- FOR UPDATE), so the transitions were decided on their current status.
-UPDATE journey_states s SET
-    status          = u.status,
-    current_node_id = u.node,
-    error_message   = nullif(u.err, ''),
-    completed_at    = u.completed_at,
-    exited_at       = u.exited_at,
-    updated_at      = u.at
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@statuses::text[]) AS status, unnest(@nodes::text[]) AS node,
-             unnest(@errs::text[]) AS err,
-             nullif(unnest(@completed_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
-             nullif(unnest(@exited_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
-             unnest(@ats::timestamptz[]) AS at) u
-WHERE s.id = u.id;
+
