@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -230,6 +231,15 @@ type execution struct {
 	// a wait begun here counts only later events.
 	afterSeq uint64
 
+	// runCtx is what ctx.Context() gives journey code: it ends at the run
+	// deadline. mu is held by every call of journey code into the runtime
+	// (see guarded); abandoned, set under mu when the deadline passed,
+	// ends any later call of the abandoned goroutine before it touches
+	// the execution, whose transaction has moved on.
+	runCtx    context.Context
+	mu        sync.Mutex
+	abandoned bool
+
 	suspended bool
 	pending   *dbsqlc.JourneyStep // the blocking step the run suspended on
 	fatal     error               // an infrastructure failure: the caller rolls back
@@ -250,6 +260,11 @@ func (x *execution) execute() (outcome, error) {
 		returned bool
 		panicked any
 	)
+	timeout := x.svc.runTimeout
+	runCtx, cancel := context.WithTimeout(x.ctx, timeout)
+	defer cancel()
+	x.runCtx = runCtx
+	user := x.user()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -260,10 +275,26 @@ func (x *execution) execute() (outcome, error) {
 				panicked = r
 			}
 		}()
-		runErr = x.j.Func()(journey.NewCtx(x), x.user())
-		returned = true
+		err := x.j.Func()(journey.NewCtx(guarded{x}), user)
+		runErr, returned = err, true
 	}()
-	<-done
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	select {
+	case <-done:
+	case <-deadline.C:
+		// Wait for a call in progress to finish, then shut the runtime to
+		// the goroutine, unless it ended meanwhile.
+		x.mu.Lock()
+		select {
+		case <-done:
+			x.mu.Unlock()
+		default:
+			x.abandoned = true
+			x.mu.Unlock()
+			return x.abandon(timeout)
+		}
+	}
 	if x.fatal != nil {
 		return outcome{}, x.fatal
 	}
@@ -323,6 +354,86 @@ func (x *execution) finish(status, errMsg string, at time.Time) (outcome, error)
 	}
 	return outcome{status: status}, nil
 }
+
+// abandon fails a run whose journey code did not return by its deadline.
+// Its goroutine is left behind: Go cannot stop it, but any further call it
+// makes into the runtime ends it (guarded), so it records, sends and
+// publishes nothing; what it does outside the runtime is its own affair.
+func (x *execution) abandon(timeout time.Duration) (outcome, error) {
+	x.svc.metrics.abandoned.WithLabelValues(x.state.JourneyID).Inc()
+	x.svc.log.Error("journey run abandoned: journey code did not return by the run deadline; pass ctx.Context() to calls that can block",
+		"journey", x.state.JourneyID, "state", x.state.ID, "user", x.state.UserID, "timeout", timeout)
+	// Steps the run recorded before it stalled stay: they happened, and
+	// the state is failed, so no replay will meet them.
+	return x.finish(StatusFailed, fmt.Sprintf("journey run did not return within %s (HOGSEND_JOURNEY_RUN_TIMEOUT): "+
+		"journey code must not block; pass ctx.Context() to calls that can", timeout), x.now)
+}
+
+// guarded is the Runtime journey code sees: each call holds the
+// execution's lock, and a call from a run abandoned at its deadline ends
+// the goroutine instead of touching the execution.
+type guarded struct{ x *execution }
+
+func (g guarded) enter() {
+	g.x.mu.Lock()
+	if g.x.abandoned {
+		g.x.mu.Unlock()
+		runtime.Goexit()
+	}
+}
+
+func (g guarded) leave() { g.x.mu.Unlock() }
+
+// Context is the run's context (journey.Ctx.Context).
+func (g guarded) Context() context.Context { return g.x.runCtx }
+
+func (g guarded) Now() time.Time { g.enter(); defer g.leave(); return g.x.Now() }
+func (g guarded) Sleep(d time.Duration, label string) journey.Slept {
+	g.enter()
+	defer g.leave()
+	return g.x.Sleep(d, label)
+}
+func (g guarded) SleepUntil(at time.Time, label string) journey.Slept {
+	g.enter()
+	defer g.leave()
+	return g.x.SleepUntil(at, label)
+}
+func (g guarded) WaitForEvent(event string, timeout time.Duration, label string) journey.Waited {
+	g.enter()
+	defer g.leave()
+	return g.x.WaitForEvent(event, timeout, label)
+}
+func (g guarded) Checkpoint(label string) { g.enter(); defer g.leave(); g.x.Checkpoint(label) }
+func (g guarded) SendEmail(e journey.Email) error {
+	g.enter()
+	defer g.leave()
+	return g.x.SendEmail(e)
+}
+func (g guarded) Trigger(e journey.Event) error { g.enter(); defer g.leave(); return g.x.Trigger(e) }
+func (g guarded) Identify(props map[string]any) { g.enter(); defer g.leave(); g.x.Identify(props) }
+func (g guarded) Capture(event string, props map[string]any) {
+	g.enter()
+	defer g.leave()
+	g.x.Capture(event, props)
+}
+func (g guarded) IsSubscribed() bool { g.enter(); defer g.leave(); return g.x.IsSubscribed() }
+func (g guarded) HasEvent(event string, within time.Duration) journey.EventHistory {
+	g.enter()
+	defer g.leave()
+	return g.x.HasEvent(event, within)
+}
+func (g guarded) JourneyHistory(journeyID string) journey.JourneyHistory {
+	g.enter()
+	defer g.leave()
+	return g.x.JourneyHistory(journeyID)
+}
+func (g guarded) EmailHistory(template string) journey.EmailHistory {
+	g.enter()
+	defer g.leave()
+	return g.x.EmailHistory(template)
+}
+func (g guarded) Zone() *time.Location        { g.enter(); defer g.leave(); return g.x.Zone() }
+func (g guarded) SendWindow() *journey.Window { g.enter(); defer g.leave(); return g.x.SendWindow() }
 
 func (x *execution) user() journey.User {
 	props := map[string]any{}

@@ -51,6 +51,8 @@ type engineOptions struct {
 	buckets []*buckets.Bucket
 	// noLifecycle turns journey:completed / journey:failed off.
 	noLifecycle bool
+	// runTimeout is the run deadline (default the service's).
+	runTimeout time.Duration
 	// afterTimer runs after the wake-up handler returned nil and may
 	// replace the outcome (a crash between publish and ack).
 	afterTimer func(m bus.Msg) error
@@ -85,7 +87,7 @@ func startEngine(t *testing.T, defs []*journey.Journey, o engineOptions) *engine
 	if o.wrapPub != nil {
 		jpub = o.wrapPub(pub)
 	}
-	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle,
+	svc, err := journeys.New(pool, jpub, reg, journeys.Options{NoLifecycleEvents: o.noLifecycle, RunTimeout: o.runTimeout,
 		EventsPosition: func(ctx context.Context) (uint64, error) { return bus.LastSequence(ctx, js, streams.StreamEvents) }})
 	if err != nil {
 		t.Fatal(err)

@@ -558,3 +558,61 @@ func TestEntryPeriodAndZoneColumn(t *testing.T) {
 		t.Errorf("u1 has %d daily states, want 1 (the second ping is within the period)", n)
 	}
 }
+
+// Journey code that blocks past the run deadline is failed and abandoned:
+// the contact's partition goes on (a later enrolment of a contact on the
+// same partition completes), and whatever the stuck goroutine does once it
+// wakes up records and sends nothing. Code that passes ctx.Context() to
+// its blocking calls is released at the deadline.
+func TestRunDeadline(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	woke := make(chan struct{})
+	stuck := journey.MustDefine(journey.Meta{ID: "stuck", Name: "Stuck", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("stuck")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			<-release // ignores its context
+			defer close(woke)
+			return ctx.SendEmail(journey.Email{Template: "too-late"})
+		})
+	polite := journey.MustDefine(journey.Meta{ID: "polite", Name: "Polite", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("polite")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			<-ctx.Context().Done()
+			return ctx.Context().Err()
+		})
+	quick := journey.MustDefine(journey.Meta{ID: "quick", Name: "Quick", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("quick")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			return ctx.SendEmail(journey.Email{Template: "hello"})
+		})
+	e := startEngine(t, []*journey.Journey{stuck, polite, quick}, engineOptions{runTimeout: 300 * time.Millisecond})
+
+	e.send("u1", "u1@example.com", "stuck", nil)
+	e.send("u1", "u1@example.com", "quick", nil) // same contact, so same partition: waits for the stuck run
+	st := e.waitStatus("u1", "stuck", journeys.StatusFailed, 5*time.Second)
+	if st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "did not return within 300ms") {
+		t.Errorf("stuck state error %v, want the run deadline", st.ErrorMessage)
+	}
+	e.waitStatus("u1", "quick", journeys.StatusCompleted, 5*time.Second)
+
+	e.send("u2", "", "polite", nil)
+	if st := e.waitStatus("u2", "polite", journeys.StatusFailed, 5*time.Second); st.ErrorMessage == nil {
+		t.Error("polite state failed without an error message")
+	}
+
+	// The stuck goroutine wakes up and tries to send: it is ended first.
+	close(release)
+	select {
+	case <-woke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the abandoned run did not wake up")
+	}
+	e.send("u3", "u3@example.com", "quick", nil)
+	e.waitStatus("u3", "quick", journeys.StatusCompleted, 5*time.Second)
+	for _, c := range e.waitEmails(2, 5*time.Second) {
+		if c.Cmd.Template != "hello" {
+			t.Errorf("email command %q from an abandoned run", c.Cmd.Template)
+		}
+	}
+	if n := len(e.emails()); n != 2 {
+		t.Errorf("EMAILS holds %d commands, want 2 (the quick runs)", n)
+	}
+}

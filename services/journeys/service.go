@@ -59,8 +59,18 @@ type Options struct {
 	// DefaultZone is the zone of contacts and journeys that name none
 	// (default UTC).
 	DefaultZone *time.Location
-	Registerer  prometheus.Registerer
+	// RunTimeout is how long one run of journey code may take before it is
+	// failed and abandoned (default DefaultRunTimeout). Runs hold their
+	// batch's transaction and their partition's place, so journey code
+	// that blocks must use ctx.Context().
+	RunTimeout time.Duration
+	Registerer prometheus.Registerer
 }
+
+// DefaultRunTimeout bounds a run of journey code. Journey code does
+// in-memory work and a few queries; anything slower is an external call
+// that should have used ctx.Context().
+const DefaultRunTimeout = 30 * time.Second
 
 // Service runs the journeys of a registry.
 type Service struct {
@@ -73,12 +83,13 @@ type Service struct {
 	lifecycle   bool
 	position    func(ctx context.Context) (uint64, error)
 	defaultZone *time.Location
+	runTimeout  time.Duration
 	metrics     *metrics
 	zones       sync.Map // name → *time.Location
 }
 
 type metrics struct {
-	enrolled, skipped, exited, resumed, completed, failed, emails *prometheus.CounterVec
+	enrolled, skipped, exited, resumed, completed, failed, emails, abandoned *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -93,9 +104,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		completed: vec("completed_total", "Runs completed, by journey.", "journey"),
 		failed:    vec("failed_total", "Runs failed, by journey.", "journey"),
 		emails:    vec("emails_total", "Email commands published, by journey.", "journey"),
+		abandoned: vec("runs_abandoned_total", "Runs failed because journey code did not return by the run deadline (HOGSEND_JOURNEY_RUN_TIMEOUT), by journey.", "journey"),
 	}
 	if r != nil {
-		for _, c := range []prometheus.Collector{m.enrolled, m.skipped, m.exited, m.resumed, m.completed, m.failed, m.emails} {
+		for _, c := range []prometheus.Collector{m.enrolled, m.skipped, m.exited, m.resumed, m.completed, m.failed, m.emails, m.abandoned} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("register journey metrics: %w", err)
 			}
@@ -111,7 +123,10 @@ func New(pool *pgxpool.Pool, pub Publisher, reg *journey.Registry, opts Options)
 		return nil, err
 	}
 	s := &Service{pool: pool, pub: pub, reg: reg, log: opts.Logger, now: opts.Now, analytics: opts.Analytics,
-		lifecycle: !opts.NoLifecycleEvents, position: opts.EventsPosition, defaultZone: opts.DefaultZone, metrics: m}
+		lifecycle: !opts.NoLifecycleEvents, position: opts.EventsPosition, defaultZone: opts.DefaultZone, runTimeout: opts.RunTimeout, metrics: m}
+	if s.runTimeout <= 0 {
+		s.runTimeout = DefaultRunTimeout
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -525,7 +525,7 @@ func (m *Main) consumersStart() time.Time { return m.started.Add(-newConsumerLoo
 // startJourneys runs enrolment, exits and resumes on ACTIVITY and the
 // wake-up worker on TIMERS.
 func (m *Main) startJourneys(ctx context.Context, pub *bus.Publisher, dl *bus.DeadLetterStore) error {
-	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents,
+	opts := journeys.Options{Logger: m.Log, Registerer: m.reg, NoLifecycleEvents: !m.Config.JourneyLifecycleEvents, RunTimeout: m.Config.JourneyRunTimeout,
 		EventsPosition: func(ctx context.Context) (uint64, error) { return bus.LastSequence(ctx, m.js, streams.StreamEvents) }}
 	if m.analytics != nil {
 		opts.Analytics = m.analytics

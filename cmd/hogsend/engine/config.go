@@ -64,6 +64,9 @@ type Config struct {
 	// JourneyLifecycleEvents publishes journey:completed and
 	// journey:failed (HOGSEND_JOURNEY_LIFECYCLE_EVENTS, default true).
 	JourneyLifecycleEvents bool
+	// JourneyRunTimeout bounds one run of journey code
+	// (HOGSEND_JOURNEY_RUN_TIMEOUT, default journeys.DefaultRunTimeout).
+	JourneyRunTimeout time.Duration
 }
 
 // Service names for serve --only.
@@ -166,6 +169,7 @@ func envConfig(getenv func(string) string) (Config, error) {
 	dur("HOGSEND_DEDUPE_WINDOW", &c.Retention.Duplicates)
 	dur("HOGSEND_PINNED_TTL", &c.PinnedTTL)
 	dur("HOGSEND_BUCKET_RECONCILE_EVERY", &c.ReconcileEvery)
+	dur("HOGSEND_JOURNEY_RUN_TIMEOUT", &c.JourneyRunTimeout)
 	if v := getenv("HOGSEND_STREAM_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || (n != 1 && n != 3 && n != 5) {

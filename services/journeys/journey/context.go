@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -129,6 +130,19 @@ type Ctx struct {
 // NewCtx wraps rt for one run. It is for the runtime (and tests of journey
 // code with a fake Runtime), not for journey code.
 func NewCtx(rt Runtime) *Ctx { return &Ctx{rt: rt} }
+
+// Context is the run's context: it ends when the run's deadline passes
+// (HOGSEND_JOURNEY_RUN_TIMEOUT, default 30s) or the engine stops. Pass it
+// to anything in journey code that can block (HTTP calls, queries of your
+// own): a run holds its contact's place in the journeys consumer, and one
+// that does not return by its deadline is failed and abandoned. A Runtime
+// without a context (a test fake) gives context.Background().
+func (c *Ctx) Context() context.Context {
+	if rc, ok := c.rt.(interface{ Context() context.Context }); ok {
+		return rc.Context()
+	}
+	return context.Background()
+}
 
 // Now returns the run's current time. Use it instead of time.Now: it is a
 // recorded step, so a replayed run sees the instant the first run saw.

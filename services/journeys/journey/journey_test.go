@@ -1,6 +1,7 @@
 package journey_test
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"slices"
@@ -387,5 +388,25 @@ func TestCtxNow(t *testing.T) {
 	at := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
 	if got := journey.NewCtx(fixedRuntime{now: at}).Now(); !got.Equal(at) {
 		t.Errorf("Now() = %v, want %v", got, at)
+	}
+}
+
+type ctxRuntime struct {
+	journey.Runtime
+	ctx context.Context
+}
+
+func (r ctxRuntime) Context() context.Context { return r.ctx }
+
+// Ctx.Context is the runtime's run context, or Background for a runtime
+// without one (a test fake).
+func TestCtxContext(t *testing.T) {
+	if got := journey.NewCtx(ctxRuntime{}.Runtime).Context(); got != context.Background() {
+		t.Errorf("a runtime without a context gives %v, want context.Background()", got)
+	}
+	want, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if got := journey.NewCtx(ctxRuntime{ctx: want}).Context(); got != want {
+		t.Error("Context does not return the runtime's run context")
 	}
 }
