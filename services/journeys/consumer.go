@@ -3,7 +3,6 @@ package journeys
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +46,12 @@ type batch struct {
 	staleKeys map[string]bool
 	// zones holds contacts.timezone of the batch's enrolling contacts.
 	zones map[uuid.UUID]string
+	// blocked are pairs with a soft-deleted live row and enrolled the
+	// (journey, event) pairs already enrolled: what the unique indexes
+	// would refuse, decided here because new states are inserted when the
+	// batch ends.
+	blocked  map[pairKey]bool
+	enrolled map[pairKey]bool // {event id, journey id}
 }
 
 // Apply implements projections.Projector: for each activity, in order,
@@ -70,7 +75,8 @@ func (s *Service) Apply(ctx context.Context, tx pgx.Tx, msgs []bus.Msg) (project
 		}
 	}
 	b := &batch{s: s, q: q, w: &writes{}, live: map[string][]*live{}, prior: map[pairKey]journey.PriorStates{}, unsub: map[string]bool{},
-		steps: map[uuid.UUID][]dbsqlc.JourneyStep{}, fresh: map[uuid.UUID]bool{}, zones: map[uuid.UUID]string{}, staleKeys: map[string]bool{}}
+		steps: map[uuid.UUID][]dbsqlc.JourneyStep{}, fresh: map[uuid.UUID]bool{}, zones: map[uuid.UUID]string{}, staleKeys: map[string]bool{},
+		blocked: map[pairKey]bool{}, enrolled: map[pairKey]bool{}}
 	if err := b.loadLive(ctx, keys); err != nil {
 		return projections.Output{}, err
 	}
@@ -145,6 +151,7 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 	var p dbsqlc.JourneyPriorStatesParams
 	var keys []string
 	var contacts []uuid.UUID
+	var triggerJourneys, triggerEvents []string
 	seen := map[pairKey]bool{}
 	for _, a := range acts {
 		if a == nil || !enrolling(a) {
@@ -156,6 +163,8 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 			}
 		}
 		for _, j := range b.s.reg.Triggered(a.Event.Name) {
+			triggerJourneys = append(triggerJourneys, j.ID())
+			triggerEvents = append(triggerEvents, a.Event.ID)
 			k := pairKey{a.Key, j.ID()}
 			if !seen[k] {
 				seen[k] = true
@@ -171,7 +180,8 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 	if contacts == nil {
 		contacts = []uuid.UUID{}
 	}
-	row, err := b.q.JourneyEnrolGuards(ctx, dbsqlc.JourneyEnrolGuardsParams{Keys: p.Keys, JourneyIds: p.JourneyIds, ContactIds: contacts})
+	row, err := b.q.JourneyEnrolGuards(ctx, dbsqlc.JourneyEnrolGuardsParams{Keys: p.Keys, JourneyIds: p.JourneyIds, ContactIds: contacts,
+		TriggerJourneyIds: triggerJourneys, TriggerEventIds: triggerEvents})
 	if err != nil {
 		return fmt.Errorf("read enrolment guards: %w", err)
 	}
@@ -181,6 +191,7 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 			Journey string    `json:"journey"`
 			N       int       `json:"n"`
 			Newest  time.Time `json:"newest"`
+			Blocked bool      `json:"blocked"`
 		}
 		unsub []struct {
 			Key string `json:"key"`
@@ -194,6 +205,10 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 			Journey string `json:"journey"`
 			Enabled bool   `json:"enabled"`
 		}
+		enrolled []struct {
+			Journey string `json:"journey"`
+			Event   string `json:"event"`
+		}
 	}
 	for _, part := range []struct {
 		name string
@@ -201,7 +216,7 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 		into any
 	}{
 		{"prior states", row.Prior, &g.prior}, {"preferences", row.Unsubscribed, &g.unsub},
-		{"time zones", row.Zones, &g.zones}, {"journey configs", row.Configs, &g.configs},
+		{"time zones", row.Zones, &g.zones}, {"journey configs", row.Configs, &g.configs}, {"enrolled events", row.Enrolled, &g.enrolled},
 	} {
 		if err := json.Unmarshal(part.raw, part.into); err != nil {
 			return fmt.Errorf("decode enrolment guards (%s): %w", part.name, err)
@@ -210,6 +225,12 @@ func (b *batch) loadGuards(ctx context.Context, acts []*streams.Activity) error 
 	for _, r := range g.prior {
 		newest := r.Newest
 		b.prior[pairKey{r.Key, r.Journey}] = journey.PriorStates{Count: r.N, NewestCreatedAt: &newest}
+		if r.Blocked {
+			b.blocked[pairKey{r.Key, r.Journey}] = true
+		}
+	}
+	for _, r := range g.enrolled {
+		b.enrolled[pairKey{r.Event, r.Journey}] = true
 	}
 	for _, r := range g.unsub {
 		b.unsub[r.Key] = r.All
@@ -400,6 +421,11 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 			return skip(journey.ReasonAlreadyActive)
 		}
 	}
+	// What the unique indexes would refuse: a soft-deleted live run of the
+	// pair, or this event's earlier enrolment (a replay of ACTIVITY).
+	if b.blocked[pk] || b.enrolled[pairKey{a.Event.ID, j.ID()}] {
+		return skip(journey.ReasonAlreadyActive)
+	}
 	ctxJSON, err := json.Marshal(scalar)
 	if err != nil {
 		return fmt.Errorf("encode journey context: %w", err)
@@ -422,23 +448,21 @@ func (b *batch) enrol(ctx context.Context, j *journey.Journey, a *streams.Activi
 		}
 	}
 	prior := b.prior[pk]
-	row, err := b.q.JourneyStateInsert(ctx, dbsqlc.JourneyStateInsertParams{
-		ID: derivedID("state", a.Event.ID+"\x00"+j.ID()), UserID: a.Key, UserEmail: a.Event.Email, JourneyID: j.ID(),
-		ContactID: contactID, Context: ctxJSON, TriggerEventID: a.Event.ID, Timezone: zone.String(),
-		EntryCount: int32(prior.Count + 1), At: now,
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		// A live run of the pair (deleted rows included) or this event's
-		// earlier enrolment won the unique index.
-		return skip(journey.ReasonAlreadyActive)
-	}
-	if err != nil {
-		return fmt.Errorf("enrol %s: %w", j.ID(), err)
-	}
+	// The state is inserted when the batch's writes are flushed, as its
+	// run left it; everything the run derives refers to it by its id.
+	id := derivedID("state", a.Event.ID+"\x00"+j.ID())
+	runID := id.String()
+	l := &live{row: dbsqlc.JourneyState{
+		ID: id, UserID: a.Key, UserEmail: a.Event.Email, JourneyID: j.ID(), ContactID: contactID,
+		CurrentNodeID: "start", Status: StatusActive, HatchetRunID: &runID, Context: ctxJSON,
+		EntryCount: int32(prior.Count + 1), TriggerEventID: a.Event.ID, Timezone: zone.String(), CreatedAt: now, UpdatedAt: now,
+	}}
+	b.w.insert(&l.row)
+	b.enrolled[pairKey{a.Event.ID, j.ID()}] = true // a repeat of the event in this batch
+	row := &l.row
 	b.prior[pk] = journey.PriorStates{Count: prior.Count + 1, NewestCreatedAt: &now}
 	b.w.log(row.ID, "", row.CurrentNodeID, "enrolled", map[string]string{"event": a.Event.Name, "eventId": a.Event.ID}, now)
 	b.s.metrics.enrolled.WithLabelValues(j.ID()).Inc()
-	l := &live{row: row}
 	b.fresh[row.ID] = true
 	b.live[a.Key] = append(b.live[a.Key], l)
 	return b.run(ctx, l, a.Seq, now, from)

@@ -91,12 +91,16 @@ type writes struct {
 	// pending holds the step results and logs collected so far; flush adds
 	// the steps and states and writes it all in one statement.
 	pending dbsqlc.JourneyWritesApplyParams
-	// states are the rows this transaction changed, written once at the
-	// end as they were left (the transaction holds them locked).
+	// states are the stored rows this transaction changed, written once at
+	// the end as they were left (the transaction holds them locked).
 	states []*dbsqlc.JourneyState
 	seen   map[uuid.UUID]int // index in states
-	out    []bus.OutMsg
-	after  []func()
+	// inserts are the states enrolled in this transaction and not written
+	// yet; flush inserts them as their runs left them.
+	inserts    []*dbsqlc.JourneyState
+	pendingIDs map[uuid.UUID]bool
+	out        []bus.OutMsg
+	after      []func()
 }
 
 type stepKey struct {
@@ -104,8 +108,22 @@ type stepKey struct {
 	step  int32
 }
 
-// touch marks st as changed; flush writes its fields as they are then.
+// insert adds a state enrolled in this transaction; flush inserts its
+// fields as they are then.
+func (w *writes) insert(st *dbsqlc.JourneyState) {
+	if w.pendingIDs == nil {
+		w.pendingIDs = map[uuid.UUID]bool{}
+	}
+	w.pendingIDs[st.ID] = true
+	w.inserts = append(w.inserts, st)
+}
+
+// touch marks st as changed; flush writes its fields as they are then. A
+// state not inserted yet needs nothing: it is inserted as it is then.
 func (w *writes) touch(st *dbsqlc.JourneyState) {
+	if w.pendingIDs[st.ID] {
+		return
+	}
 	if w.seen == nil {
 		w.seen = map[uuid.UUID]int{}
 	}
@@ -171,12 +189,35 @@ func (w *writes) log(stateID uuid.UUID, from, to, action string, detail any, at 
 	p.LogAts = append(p.LogAts, at)
 }
 
-// flush writes the collected steps, step results, states and logs in one
-// statement; with nothing collected it does nothing.
+// flush writes the collected new states, steps, step results, changed
+// states and logs in one statement; with nothing collected it does
+// nothing.
 func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
 	p := &w.pending
-	if len(w.steps) == 0 && len(w.states) == 0 && len(p.ResolveStateIds) == 0 && len(p.LogIds) == 0 {
+	if len(w.inserts) == 0 && len(w.steps) == 0 && len(w.states) == 0 && len(p.ResolveStateIds) == 0 && len(p.LogIds) == 0 {
 		return nil
+	}
+	for _, st := range w.inserts {
+		p.NewIds = append(p.NewIds, st.ID)
+		p.NewUserIds = append(p.NewUserIds, st.UserID)
+		p.NewUserEmails = append(p.NewUserEmails, st.UserEmail)
+		p.NewJourneyIds = append(p.NewJourneyIds, st.JourneyID)
+		contact := ""
+		if st.ContactID != nil {
+			contact = st.ContactID.String()
+		}
+		p.NewContactIds = append(p.NewContactIds, contact)
+		p.NewNodes = append(p.NewNodes, st.CurrentNodeID)
+		p.NewStatuses = append(p.NewStatuses, st.Status)
+		p.NewContexts = append(p.NewContexts, string(st.Context))
+		p.NewErrs = append(p.NewErrs, deref(st.ErrorMessage))
+		p.NewEntryCounts = append(p.NewEntryCounts, st.EntryCount)
+		p.NewTriggerEventIds = append(p.NewTriggerEventIds, st.TriggerEventID)
+		p.NewTimezones = append(p.NewTimezones, st.Timezone)
+		p.NewCompletedAts = append(p.NewCompletedAts, derefTime(st.CompletedAt))
+		p.NewExitedAts = append(p.NewExitedAts, derefTime(st.ExitedAt))
+		p.NewCreatedAts = append(p.NewCreatedAts, st.CreatedAt)
+		p.NewUpdatedAts = append(p.NewUpdatedAts, st.UpdatedAt)
 	}
 	for _, s := range w.steps {
 		p.StepStateIds = append(p.StepStateIds, s.StateID)
@@ -204,10 +245,18 @@ func (w *writes) flush(ctx context.Context, q *dbsqlc.Queries) error {
 		p.StateExitedAts = append(p.StateExitedAts, derefTime(st.ExitedAt))
 		p.StateAts = append(p.StateAts, st.UpdatedAt)
 	}
-	if err := q.JourneyWritesApply(ctx, *p); err != nil {
+	inserted, err := q.JourneyWritesApply(ctx, *p)
+	if err != nil {
 		return fmt.Errorf("write journey steps, states and logs: %w", err)
 	}
+	if int(inserted) != len(w.inserts) {
+		// The enrolment guards mirror the unique indexes; a refusal means
+		// a writer outside this consumer's partition order, and the batch
+		// must not commit its runs' effects without their states.
+		return fmt.Errorf("enrol journeys: %d of %d new states were refused by a unique index", len(w.inserts)-int(inserted), len(w.inserts))
+	}
 	w.steps, w.index, w.states, w.seen = nil, nil, nil, nil
+	w.inserts, w.pendingIDs = nil, nil
 	w.pending = dbsqlc.JourneyWritesApplyParams{}
 	return nil
 }
@@ -793,6 +842,13 @@ func (x *execution) JourneyHistory(journeyID string) journey.JourneyHistory {
 	if rec != nil {
 		r := x.result(rec)
 		return journey.JourneyHistory{Completed: r.Last != nil, LastCompletedAt: r.Last, EntryCount: derefInt(r.Count)}
+	}
+	// States enrolled in this transaction are only in memory until flushed;
+	// write them so the answer counts them, as it would after commit.
+	if len(x.w.inserts) > 0 {
+		if err := x.w.flush(x.ctx, x.q); err != nil {
+			x.abort(err)
+		}
 	}
 	row, err := x.q.JourneyHistoryOf(x.ctx, dbsqlc.JourneyHistoryOfParams{UserID: x.state.UserID, JourneyID: journeyID})
 	if err != nil {

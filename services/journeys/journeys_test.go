@@ -2,6 +2,7 @@ package journeys_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
@@ -614,5 +616,70 @@ func TestRunDeadline(t *testing.T) {
 	}
 	if n := len(e.emails()); n != 2 {
 		t.Errorf("EMAILS holds %d commands, want 2 (the quick runs)", n)
+	}
+}
+
+// New states are inserted when the batch ends, so the consumer decides
+// in memory what the unique indexes would refuse: ACTIVITY carrying an
+// event that already enrolled (a replay, here twice at once) enrols
+// nothing, a pair with a soft-deleted live run enrols nothing, and
+// neither holds up the other contacts of the batch.
+func TestEnrolmentRefusalsDecidedInMemory(t *testing.T) {
+	t.Parallel()
+	again := journey.MustDefine(journey.Meta{ID: "again", Name: "Again", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("again")},
+		func(ctx *journey.Ctx, u journey.User) error { return ctx.SendEmail(journey.Email{Template: "hello"}) })
+	e := startEngine(t, []*journey.Journey{again}, engineOptions{})
+	ctx := context.Background()
+
+	evID := e.send("r1", "r1@example.com", "again", nil)
+	e.waitStatus("r1", "again", journeys.StatusCompleted, 5*time.Second)
+	// Find the ACTIVITY message of that event and publish it again, twice,
+	// as a replay of the stream would deliver it.
+	cons, err := e.js.OrderedConsumer(ctx, streams.StreamActivity, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var act streams.Activity
+	for act.Event.ID != evID {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("find the activity of %s: %v", evID, err)
+		}
+		act = streams.Activity{}
+		if err := json.Unmarshal(msg.Data(), &act); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := json.Marshal(act)
+	for i := range 2 {
+		if _, err := e.pub.Publish(ctx, streams.ActivitySubject(act.ContactID), fmt.Sprintf("replay-%d-%s", i, evID), data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A soft-deleted live run of (b1, again) holds the pair's live slot.
+	if _, err := e.pool.Exec(ctx, `INSERT INTO journey_states (id, user_id, journey_id, status, trigger_event_id, deleted_at)
+		VALUES (gen_random_uuid(), 'b1', 'again', 'active', 'manual', now())`); err != nil {
+		t.Fatal(err)
+	}
+	e.send("b1", "b1@example.com", "again", nil)
+	e.send("b2", "b2@example.com", "again", nil)
+	e.waitStatus("b2", "again", journeys.StatusCompleted, 5*time.Second)
+
+	if n := len(e.states("r1", "again")); n != 1 {
+		t.Errorf("r1 has %d states after the replayed activity, want 1", n)
+	}
+	if st := e.states("b1", "again"); len(st) != 1 || st[0].Status != journeys.StatusActive {
+		t.Errorf("b1 states %+v, want only the soft-deleted live one", st)
+	}
+	if n := len(e.emails()); n != 2 {
+		t.Errorf("EMAILS holds %d commands, want 2 (r1 once, b2)", n)
+	}
+	var dead int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil {
+		t.Fatal(err)
+	}
+	if dead != 0 {
+		t.Errorf("%d dead letters, want none", dead)
 	}
 }

@@ -82,8 +82,9 @@ func (q *Queries) JourneyEmailHistory(ctx context.Context, arg JourneyEmailHisto
 
 const journeyEnrolGuards = `-- name: JourneyEnrolGuards :one
 SELECT
-  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest)), '[]')
-   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest
+  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest, 'blocked', g.blocked)), '[]')
+   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest,
+                bool_or(s.status IN ('active', 'waiting') AND s.deleted_at IS NOT NULL) AS blocked
          FROM journey_states s
          JOIN (SELECT unnest($1::text[]) AS user_id, unnest($2::text[]) AS journey_id) p
            ON s.user_id = p.user_id AND s.journey_id = p.journey_id
@@ -96,13 +97,19 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('id', c.id, 'zone', c.timezone)), '[]')
    FROM contacts c WHERE c.id = ANY($3::uuid[]) AND c.timezone IS NOT NULL)::jsonb AS zones,
   (SELECT coalesce(json_agg(json_build_object('journey', j.journey_id, 'enabled', j.enabled)), '[]')
-   FROM journey_configs j)::jsonb AS configs
+   FROM journey_configs j)::jsonb AS configs,
+  (SELECT coalesce(json_agg(json_build_object('journey', s.journey_id, 'event', s.trigger_event_id)), '[]')
+   FROM journey_states s
+   JOIN (SELECT unnest($4::text[]) AS journey_id, unnest($5::text[]) AS event_id) t
+     ON s.journey_id = t.journey_id AND s.trigger_event_id = t.event_id)::jsonb AS enrolled
 `
 
 type JourneyEnrolGuardsParams struct {
-	Keys       []string
-	JourneyIds []string
-	ContactIds []uuid.UUID
+	Keys              []string
+	JourneyIds        []string
+	ContactIds        []uuid.UUID
+	TriggerJourneyIds []string
+	TriggerEventIds   []string
 }
 
 type JourneyEnrolGuardsRow struct {
@@ -110,6 +117,7 @@ type JourneyEnrolGuardsRow struct {
 	Unsubscribed json.RawMessage
 	Zones        json.RawMessage
 	Configs      json.RawMessage
+	Enrolled     json.RawMessage
 }
 
 // What a batch's enrolments check, in one round trip instead of four
@@ -118,15 +126,27 @@ type JourneyEnrolGuardsRow struct {
 // of the (key, journey) pairs (JourneyPriorStates), guard 5's
 // unsubscribed keys (JourneyUnsubscribedKeys), the contacts' time zone
 // column (the ACTIVITY snapshot does not carry it) and the admin
-// overrides (JourneyConfigList). Each part is a JSON array.
+// overrides (JourneyConfigList); and what the unique indexes would refuse
+// an enrolment for (new states are inserted together when the batch ends,
+// so the consumer decides these in memory): a pair with a soft-deleted
+// live row (blocked; uq_user_journey_active spans deleted rows) and the
+// (journey, event) pairs already enrolled (journey_states_trigger). Each
+// part is a JSON array.
 func (q *Queries) JourneyEnrolGuards(ctx context.Context, arg JourneyEnrolGuardsParams) (JourneyEnrolGuardsRow, error) {
-	row := q.db.QueryRow(ctx, journeyEnrolGuards, arg.Keys, arg.JourneyIds, arg.ContactIds)
+	row := q.db.QueryRow(ctx, journeyEnrolGuards,
+		arg.Keys,
+		arg.JourneyIds,
+		arg.ContactIds,
+		arg.TriggerJourneyIds,
+		arg.TriggerEventIds,
+	)
 	var i JourneyEnrolGuardsRow
 	err := row.Scan(
 		&i.Prior,
 		&i.Unsubscribed,
 		&i.Zones,
 		&i.Configs,
+		&i.Enrolled,
 	)
 	return i, err
 }
@@ -436,66 +456,6 @@ func (q *Queries) JourneyPriorStates(ctx context.Context, arg JourneyPriorStates
 	return items, nil
 }
 
-const journeyStateInsert = `-- name: JourneyStateInsert :one
-INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
-VALUES ($1::uuid, $2, $3, $4, $5, 'start', 'active', ($1::uuid)::text, $6, $7, $8, $9, $10, $10)
-ON CONFLICT DO NOTHING
-RETURNING id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at
-`
-
-type JourneyStateInsertParams struct {
-	ID             uuid.UUID
-	UserID         string
-	UserEmail      string
-	JourneyID      string
-	ContactID      *uuid.UUID
-	Context        json.RawMessage
-	TriggerEventID string
-	Timezone       string
-	EntryCount     int32
-	At             time.Time
-}
-
-// Enrols; nothing is inserted when the pair already has a live run
-// (already_active) or this event already enrolled in this journey.
-func (q *Queries) JourneyStateInsert(ctx context.Context, arg JourneyStateInsertParams) (JourneyState, error) {
-	row := q.db.QueryRow(ctx, journeyStateInsert,
-		arg.ID,
-		arg.UserID,
-		arg.UserEmail,
-		arg.JourneyID,
-		arg.ContactID,
-		arg.Context,
-		arg.TriggerEventID,
-		arg.Timezone,
-		arg.EntryCount,
-		arg.At,
-	)
-	var i JourneyState
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.UserID,
-		&i.UserEmail,
-		&i.JourneyID,
-		&i.ContactID,
-		&i.CurrentNodeID,
-		&i.Status,
-		&i.HatchetRunID,
-		&i.Context,
-		&i.ErrorMessage,
-		&i.EntryCount,
-		&i.TriggerEventID,
-		&i.Timezone,
-		&i.CompletedAt,
-		&i.ExitedAt,
-		&i.DeletedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
 const journeyStatesLockMany = `-- name: JourneyStatesLockMany :many
 SELECT id, organization_id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, deleted_at, created_at, updated_at FROM journey_states WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
 `
@@ -706,18 +666,34 @@ func (q *Queries) JourneyUnsubscribedKeys(ctx context.Context, keys []string) ([
 	return items, nil
 }
 
-const journeyWritesApply = `-- name: JourneyWritesApply :exec
-WITH new_steps AS (
+const journeyWritesApply = `-- name: JourneyWritesApply :one
+WITH new_states AS (
+  INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context,
+                              error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, created_at, updated_at)
+  SELECT n.id, n.user_id, n.user_email, n.journey_id, nullif(n.contact_id, '')::uuid, n.node, n.status, n.id::text, n.context::jsonb,
+         nullif(n.err, ''), n.entry_count, n.trigger_event_id, n.timezone,
+         nullif(n.completed_at, '0001-01-01 00:00:00+00'::timestamptz), nullif(n.exited_at, '0001-01-01 00:00:00+00'::timestamptz),
+         n.created_at, n.updated_at
+  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS user_id, unnest($3::text[]) AS user_email,
+               unnest($4::text[]) AS journey_id, unnest($5::text[]) AS contact_id,
+               unnest($6::text[]) AS node, unnest($7::text[]) AS status, unnest($8::text[]) AS context,
+               unnest($9::text[]) AS err, unnest($10::int[]) AS entry_count,
+               unnest($11::text[]) AS trigger_event_id, unnest($12::text[]) AS timezone,
+               unnest($13::timestamptz[]) AS completed_at, unnest($14::timestamptz[]) AS exited_at,
+               unnest($15::timestamptz[]) AS created_at, unnest($16::timestamptz[]) AS updated_at) n
+  ON CONFLICT DO NOTHING
+  RETURNING id
+), new_steps AS (
   INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
-  SELECT unnest($8::uuid[]), unnest($9::int[]), unnest($10::text[]), nullif(unnest($11::text[]), ''),
-         nullif(unnest($12::text[]), '')::jsonb, nullif(unnest($13::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz),
-         nullif(unnest($14::text[]), ''), nullif(unnest($15::bigint[]), 0),
-         nullif(unnest($16::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest($17::timestamptz[]),
-         nullif(unnest($18::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz)
+  SELECT unnest($17::uuid[]), unnest($18::int[]), unnest($19::text[]), nullif(unnest($20::text[]), ''),
+         nullif(unnest($21::text[]), '')::jsonb, nullif(unnest($22::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz),
+         nullif(unnest($23::text[]), ''), nullif(unnest($24::bigint[]), 0),
+         nullif(unnest($25::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz), unnest($26::timestamptz[]),
+         nullif(unnest($27::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz)
 ), resolved AS (
   UPDATE journey_steps s SET result = r.result::jsonb, resolved_at = r.at
-  FROM (SELECT unnest($19::uuid[]) AS state_id, unnest($20::int[]) AS step,
-               unnest($21::text[]) AS result, unnest($22::timestamptz[]) AS at) r
+  FROM (SELECT unnest($28::uuid[]) AS state_id, unnest($29::int[]) AS step,
+               unnest($30::text[]) AS result, unnest($31::timestamptz[]) AS at) r
   WHERE s.state_id = r.state_id AND s.step = r.step AND s.result IS NULL
 ), changed AS (
   UPDATE journey_states s SET
@@ -727,69 +703,103 @@ WITH new_steps AS (
       completed_at    = u.completed_at,
       exited_at       = u.exited_at,
       updated_at      = u.at
-  FROM (SELECT unnest($23::uuid[]) AS id, unnest($24::text[]) AS status, unnest($25::text[]) AS node,
-               unnest($26::text[]) AS err,
-               nullif(unnest($27::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
-               nullif(unnest($28::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
-               unnest($29::timestamptz[]) AS at) u
+  FROM (SELECT unnest($32::uuid[]) AS id, unnest($33::text[]) AS status, unnest($34::text[]) AS node,
+               unnest($35::text[]) AS err,
+               nullif(unnest($36::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS completed_at,
+               nullif(unnest($37::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
+               unnest($38::timestamptz[]) AS at) u
   WHERE s.id = u.id
+), logged AS (
+  INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
+  SELECT unnest($39::uuid[]), unnest($40::uuid[]), nullif(unnest($41::text[]), ''), nullif(unnest($42::text[]), ''),
+         unnest($43::text[]), nullif(unnest($44::text[]), '')::jsonb, unnest($45::timestamptz[]), unnest($45::timestamptz[])
 )
-INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
-SELECT unnest($1::uuid[]), unnest($2::uuid[]), nullif(unnest($3::text[]), ''), nullif(unnest($4::text[]), ''),
-       unnest($5::text[]), nullif(unnest($6::text[]), '')::jsonb, unnest($7::timestamptz[]), unnest($7::timestamptz[])
+SELECT count(*)::int AS inserted FROM new_states
 `
 
 type JourneyWritesApplyParams struct {
-	LogIds            []uuid.UUID
-	LogStateIds       []uuid.UUID
-	LogFromNodes      []string
-	LogToNodes        []string
-	LogActions        []string
-	LogDetails        []string
-	LogAts            []time.Time
-	StepStateIds      []uuid.UUID
-	StepNumbers       []int32
-	StepKinds         []string
-	StepLabels        []string
-	StepResults       []string
-	StepDueAts        []time.Time
-	StepWaitEvents    []string
-	StepWaitAfterSeqs []int64
-	StepWaitAfterAts  []time.Time
-	StepCreatedAts    []time.Time
-	StepResolvedAts   []time.Time
-	ResolveStateIds   []uuid.UUID
-	ResolveSteps      []int32
-	ResolveResults    []string
-	ResolveAts        []time.Time
-	StateIds          []uuid.UUID
-	StateStatuses     []string
-	StateNodes        []string
-	StateErrs         []string
-	StateCompletedAts []time.Time
-	StateExitedAts    []time.Time
-	StateAts          []time.Time
+	NewIds             []uuid.UUID
+	NewUserIds         []string
+	NewUserEmails      []string
+	NewJourneyIds      []string
+	NewContactIds      []string
+	NewNodes           []string
+	NewStatuses        []string
+	NewContexts        []string
+	NewErrs            []string
+	NewEntryCounts     []int32
+	NewTriggerEventIds []string
+	NewTimezones       []string
+	NewCompletedAts    []time.Time
+	NewExitedAts       []time.Time
+	NewCreatedAts      []time.Time
+	NewUpdatedAts      []time.Time
+	StepStateIds       []uuid.UUID
+	StepNumbers        []int32
+	StepKinds          []string
+	StepLabels         []string
+	StepResults        []string
+	StepDueAts         []time.Time
+	StepWaitEvents     []string
+	StepWaitAfterSeqs  []int64
+	StepWaitAfterAts   []time.Time
+	StepCreatedAts     []time.Time
+	StepResolvedAts    []time.Time
+	ResolveStateIds    []uuid.UUID
+	ResolveSteps       []int32
+	ResolveResults     []string
+	ResolveAts         []time.Time
+	StateIds           []uuid.UUID
+	StateStatuses      []string
+	StateNodes         []string
+	StateErrs          []string
+	StateCompletedAts  []time.Time
+	StateExitedAts     []time.Time
+	StateAts           []time.Time
+	LogIds             []uuid.UUID
+	LogStateIds        []uuid.UUID
+	LogFromNodes       []string
+	LogToNodes         []string
+	LogActions         []string
+	LogDetails         []string
+	LogAts             []time.Time
 }
 
 // Everything a transaction's runs changed, in one statement (one round
-// trip, where four cost about 1.5 ms per journeys batch on a busy machine):
-// new steps, results of steps stored as pending, the changed states, once
-// each, as the runs left them, and the log rows. An empty part is a no-op.
-// The parts touch different rows (a step recorded in this transaction is
-// resolved in memory before it is written), so they cannot see or need
-// each other's changes. The transaction holds the states' rows (it
-// inserted them or locked them FOR UPDATE), so their transitions were
+// trip, where one insert per enrolment plus four statements cost several
+// milliseconds per journeys batch on a busy machine): the states enrolled
+// in it, inserted as their runs left them (a run that completed at once
+// is inserted completed, never updated), new steps, results of steps
+// stored as pending, the changed states that existed before, once each,
+// and the log rows. An empty part is a no-op. The parts touch different
+// rows: a step recorded in this transaction is resolved in memory before
+// it is written, and a pair whose stored run ended in the transaction is
+// written before a new run of the pair is enrolled (so no insert here
+// races an update of the same pair's live slot). Foreign keys are checked
+// when the statement ends, after the new states exist. Returns how many
+// new states were inserted; fewer than given means a unique index refused
+// one, which the consumer treats as an error. The transaction holds the
+// existing states' rows (locked FOR UPDATE), so their transitions were
 // decided on their current status. Empty strings, 0 and the zero time
 // stand for NULL.
-func (q *Queries) JourneyWritesApply(ctx context.Context, arg JourneyWritesApplyParams) error {
-	_, err := q.db.Exec(ctx, journeyWritesApply,
-		arg.LogIds,
-		arg.LogStateIds,
-		arg.LogFromNodes,
-		arg.LogToNodes,
-		arg.LogActions,
-		arg.LogDetails,
-		arg.LogAts,
+func (q *Queries) JourneyWritesApply(ctx context.Context, arg JourneyWritesApplyParams) (int32, error) {
+	row := q.db.QueryRow(ctx, journeyWritesApply,
+		arg.NewIds,
+		arg.NewUserIds,
+		arg.NewUserEmails,
+		arg.NewJourneyIds,
+		arg.NewContactIds,
+		arg.NewNodes,
+		arg.NewStatuses,
+		arg.NewContexts,
+		arg.NewErrs,
+		arg.NewEntryCounts,
+		arg.NewTriggerEventIds,
+		arg.NewTimezones,
+		arg.NewCompletedAts,
+		arg.NewExitedAts,
+		arg.NewCreatedAts,
+		arg.NewUpdatedAts,
 		arg.StepStateIds,
 		arg.StepNumbers,
 		arg.StepKinds,
@@ -812,6 +822,15 @@ func (q *Queries) JourneyWritesApply(ctx context.Context, arg JourneyWritesApply
 		arg.StateCompletedAts,
 		arg.StateExitedAts,
 		arg.StateAts,
+		arg.LogIds,
+		arg.LogStateIds,
+		arg.LogFromNodes,
+		arg.LogToNodes,
+		arg.LogActions,
+		arg.LogDetails,
+		arg.LogAts,
 	)
-	return err
+	var inserted int32
+	err := row.Scan(&inserted)
+	return inserted, err
 }

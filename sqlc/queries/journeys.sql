@@ -42,10 +42,16 @@ ORDER BY user_id, created_at, id;
 -- of the (key, journey) pairs (JourneyPriorStates), guard 5's
 -- unsubscribed keys (JourneyUnsubscribedKeys), the contacts' time zone
 -- column (the ACTIVITY snapshot does not carry it) and the admin
--- overrides (JourneyConfigList). Each part is a JSON array.
+-- overrides (JourneyConfigList); and what the unique indexes would refuse
+-- an enrolment for (new states are inserted together when the batch ends,
+-- so the consumer decides these in memory): a pair with a soft-deleted
+-- live row (blocked; uq_user_journey_active spans deleted rows) and the
+-- (journey, event) pairs already enrolled (journey_states_trigger). Each
+-- part is a JSON array.
 SELECT
-  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest)), '[]')
-   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest
+  (SELECT coalesce(json_agg(json_build_object('key', g.user_id, 'journey', g.journey_id, 'n', g.n, 'newest', g.newest, 'blocked', g.blocked)), '[]')
+   FROM (SELECT s.user_id, s.journey_id, count(*) AS n, max(s.created_at) AS newest,
+                bool_or(s.status IN ('active', 'waiting') AND s.deleted_at IS NOT NULL) AS blocked
          FROM journey_states s
          JOIN (SELECT unnest(@keys::text[]) AS user_id, unnest(@journey_ids::text[]) AS journey_id) p
            ON s.user_id = p.user_id AND s.journey_id = p.journey_id
@@ -58,31 +64,50 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('id', c.id, 'zone', c.timezone)), '[]')
    FROM contacts c WHERE c.id = ANY(@contact_ids::uuid[]) AND c.timezone IS NOT NULL)::jsonb AS zones,
   (SELECT coalesce(json_agg(json_build_object('journey', j.journey_id, 'enabled', j.enabled)), '[]')
-   FROM journey_configs j)::jsonb AS configs;
+   FROM journey_configs j)::jsonb AS configs,
+  (SELECT coalesce(json_agg(json_build_object('journey', s.journey_id, 'event', s.trigger_event_id)), '[]')
+   FROM journey_states s
+   JOIN (SELECT unnest(@trigger_journey_ids::text[]) AS journey_id, unnest(@trigger_event_ids::text[]) AS event_id) t
+     ON s.journey_id = t.journey_id AND s.trigger_event_id = t.event_id)::jsonb AS enrolled;
 
 -- name: JourneyConfigList :many
 SELECT journey_id, enabled, updated_at FROM journey_configs ORDER BY journey_id;
 
--- name: JourneyStateInsert :one
--- Enrols; nothing is inserted when the pair already has a live run
--- (already_active) or this event already enrolled in this journey.
-INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context, trigger_event_id, timezone, entry_count, created_at, updated_at)
-VALUES (@id::uuid, @user_id, @user_email, @journey_id, @contact_id, 'start', 'active', (@id::uuid)::text, @context, @trigger_event_id, @timezone, @entry_count, @at, @at)
-ON CONFLICT DO NOTHING
-RETURNING *;
-
--- name: JourneyWritesApply :exec
+-- name: JourneyWritesApply :one
 -- Everything a transaction's runs changed, in one statement (one round
--- trip, where four cost about 1.5 ms per journeys batch on a busy machine):
--- new steps, results of steps stored as pending, the changed states, once
--- each, as the runs left them, and the log rows. An empty part is a no-op.
--- The parts touch different rows (a step recorded in this transaction is
--- resolved in memory before it is written), so they cannot see or need
--- each other's changes. The transaction holds the states' rows (it
--- inserted them or locked them FOR UPDATE), so their transitions were
+-- trip, where one insert per enrolment plus four statements cost several
+-- milliseconds per journeys batch on a busy machine): the states enrolled
+-- in it, inserted as their runs left them (a run that completed at once
+-- is inserted completed, never updated), new steps, results of steps
+-- stored as pending, the changed states that existed before, once each,
+-- and the log rows. An empty part is a no-op. The parts touch different
+-- rows: a step recorded in this transaction is resolved in memory before
+-- it is written, and a pair whose stored run ended in the transaction is
+-- written before a new run of the pair is enrolled (so no insert here
+-- races an update of the same pair's live slot). Foreign keys are checked
+-- when the statement ends, after the new states exist. Returns how many
+-- new states were inserted; fewer than given means a unique index refused
+-- one, which the consumer treats as an error. The transaction holds the
+-- existing states' rows (locked FOR UPDATE), so their transitions were
 -- decided on their current status. Empty strings, 0 and the zero time
 -- stand for NULL.
-WITH new_steps AS (
+WITH new_states AS (
+  INSERT INTO journey_states (id, user_id, user_email, journey_id, contact_id, current_node_id, status, hatchet_run_id, context,
+                              error_message, entry_count, trigger_event_id, timezone, completed_at, exited_at, created_at, updated_at)
+  SELECT n.id, n.user_id, n.user_email, n.journey_id, nullif(n.contact_id, '')::uuid, n.node, n.status, n.id::text, n.context::jsonb,
+         nullif(n.err, ''), n.entry_count, n.trigger_event_id, n.timezone,
+         nullif(n.completed_at, '0001-01-01 00:00:00+00'::timestamptz), nullif(n.exited_at, '0001-01-01 00:00:00+00'::timestamptz),
+         n.created_at, n.updated_at
+  FROM (SELECT unnest(@new_ids::uuid[]) AS id, unnest(@new_user_ids::text[]) AS user_id, unnest(@new_user_emails::text[]) AS user_email,
+               unnest(@new_journey_ids::text[]) AS journey_id, unnest(@new_contact_ids::text[]) AS contact_id,
+               unnest(@new_nodes::text[]) AS node, unnest(@new_statuses::text[]) AS status, unnest(@new_contexts::text[]) AS context,
+               unnest(@new_errs::text[]) AS err, unnest(@new_entry_counts::int[]) AS entry_count,
+               unnest(@new_trigger_event_ids::text[]) AS trigger_event_id, unnest(@new_timezones::text[]) AS timezone,
+               unnest(@new_completed_ats::timestamptz[]) AS completed_at, unnest(@new_exited_ats::timestamptz[]) AS exited_at,
+               unnest(@new_created_ats::timestamptz[]) AS created_at, unnest(@new_updated_ats::timestamptz[]) AS updated_at) n
+  ON CONFLICT DO NOTHING
+  RETURNING id
+), new_steps AS (
   INSERT INTO journey_steps (state_id, step, kind, label, result, due_at, wait_event, wait_after_seq, wait_after_at, created_at, resolved_at)
   SELECT unnest(@step_state_ids::uuid[]), unnest(@step_numbers::int[]), unnest(@step_kinds::text[]), nullif(unnest(@step_labels::text[]), ''),
          nullif(unnest(@step_results::text[]), '')::jsonb, nullif(unnest(@step_due_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz),
@@ -108,10 +133,12 @@ WITH new_steps AS (
                nullif(unnest(@state_exited_ats::timestamptz[]), '0001-01-01 00:00:00+00'::timestamptz) AS exited_at,
                unnest(@state_ats::timestamptz[]) AS at) u
   WHERE s.id = u.id
+), logged AS (
+  INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
+  SELECT unnest(@log_ids::uuid[]), unnest(@log_state_ids::uuid[]), nullif(unnest(@log_from_nodes::text[]), ''), nullif(unnest(@log_to_nodes::text[]), ''),
+         unnest(@log_actions::text[]), nullif(unnest(@log_details::text[]), '')::jsonb, unnest(@log_ats::timestamptz[]), unnest(@log_ats::timestamptz[])
 )
-INSERT INTO journey_logs (id, journey_state_id, from_node_id, to_node_id, action, detail, created_at, updated_at)
-SELECT unnest(@log_ids::uuid[]), unnest(@log_state_ids::uuid[]), nullif(unnest(@log_from_nodes::text[]), ''), nullif(unnest(@log_to_nodes::text[]), ''),
-       unnest(@log_actions::text[]), nullif(unnest(@log_details::text[]), '')::jsonb, unnest(@log_ats::timestamptz[]), unnest(@log_ats::timestamptz[]);
+SELECT count(*)::int AS inserted FROM new_states;
 
 -- name: JourneyStatesRekey :many
 -- History folding (spec 10 §2.3.3) of live rows from one key to another.
