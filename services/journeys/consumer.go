@@ -499,6 +499,11 @@ func (b *batch) refreshPrior(ctx context.Context, pk pairKey) error {
 	if !b.staleKeys[pk.key] {
 		return nil
 	}
+	// States enrolled earlier in this batch are in memory until flushed;
+	// the read below must count them.
+	if err := b.w.flush(ctx, b.q); err != nil {
+		return err
+	}
 	rows, err := b.q.JourneyPriorStates(ctx, dbsqlc.JourneyPriorStatesParams{Keys: []string{pk.key}, JourneyIds: []string{pk.journey}})
 	if err != nil {
 		return fmt.Errorf("read prior journey states: %w", err)

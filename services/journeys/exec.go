@@ -282,12 +282,13 @@ type execution struct {
 
 	// runCtx is what ctx.Context() gives journey code: it ends at the run
 	// deadline. mu is held by every call of journey code into the runtime
-	// (see guarded); abandoned, set under mu when the deadline passed,
-	// ends any later call of the abandoned goroutine before it touches
-	// the execution, whose transaction has moved on.
-	runCtx    context.Context
-	mu        sync.Mutex
-	abandoned bool
+	// (see guarded); shut, set under mu when the run ended or was
+	// abandoned, ends any later call (of an abandoned run, or of a
+	// goroutine journey code started) before it touches the execution,
+	// whose transaction has moved on.
+	runCtx context.Context
+	mu     sync.Mutex
+	shut   bool
 
 	suspended bool
 	pending   *dbsqlc.JourneyStep // the blocking step the run suspended on
@@ -327,22 +328,23 @@ func (x *execution) execute() (outcome, error) {
 		err := x.j.Func()(journey.NewCtx(guarded{x}), user)
 		runErr, returned = err, true
 	}()
-	deadline := time.NewTimer(timeout)
+	// The run is abandoned a grace period after its context ended, so code
+	// that honours ctx.Context() can still record how it gave up.
+	deadline := time.NewTimer(timeout + runGrace(timeout))
 	defer deadline.Stop()
 	select {
 	case <-done:
 	case <-deadline.C:
-		// Wait for a call in progress to finish, then shut the runtime to
-		// the goroutine, unless it ended meanwhile.
-		x.mu.Lock()
-		select {
-		case <-done:
-			x.mu.Unlock()
-		default:
-			x.abandoned = true
-			x.mu.Unlock()
-			return x.abandon(timeout)
-		}
+	}
+	// Wait for a call in progress to finish, then shut the runtime to
+	// whatever still calls it.
+	x.mu.Lock()
+	x.shut = true
+	x.mu.Unlock()
+	select {
+	case <-done:
+	default:
+		return x.abandon(timeout)
 	}
 	if x.fatal != nil {
 		return outcome{}, x.fatal
@@ -404,6 +406,12 @@ func (x *execution) finish(status, errMsg string, at time.Time) (outcome, error)
 	return outcome{status: status}, nil
 }
 
+// runGrace is how long after its context ends a run may still return: a
+// tenth of the timeout, at least 100ms.
+func runGrace(timeout time.Duration) time.Duration {
+	return max(timeout/10, 100*time.Millisecond)
+}
+
 // abandon fails a run whose journey code did not return by its deadline.
 // Its goroutine is left behind: Go cannot stop it, but any further call it
 // makes into the runtime ends it (guarded), so it records, sends and
@@ -419,13 +427,13 @@ func (x *execution) abandon(timeout time.Duration) (outcome, error) {
 }
 
 // guarded is the Runtime journey code sees: each call holds the
-// execution's lock, and a call from a run abandoned at its deadline ends
-// the goroutine instead of touching the execution.
+// execution's lock, and a call made after the run ended or was abandoned
+// at its deadline ends the goroutine instead of touching the execution.
 type guarded struct{ x *execution }
 
 func (g guarded) enter() {
 	g.x.mu.Lock()
-	if g.x.abandoned {
+	if g.x.shut {
 		g.x.mu.Unlock()
 		runtime.Goexit()
 	}
@@ -843,9 +851,10 @@ func (x *execution) JourneyHistory(journeyID string) journey.JourneyHistory {
 		r := x.result(rec)
 		return journey.JourneyHistory{Completed: r.Last != nil, LastCompletedAt: r.Last, EntryCount: derefInt(r.Count)}
 	}
-	// States enrolled in this transaction are only in memory until flushed;
-	// write them so the answer counts them, as it would after commit.
-	if len(x.w.inserts) > 0 {
+	// What this transaction changed is only in memory until flushed (states
+	// enrolled, runs ended); write it so the answer is what it would be
+	// after commit, whichever path runs this.
+	if len(x.w.inserts) > 0 || len(x.w.states) > 0 {
 		if err := x.w.flush(x.ctx, x.q); err != nil {
 			x.abort(err)
 		}

@@ -12,10 +12,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/seed-eeb360f6/hogsend/schema/schematest"
 	"github.com/seed-eeb360f6/hogsend/services/condition"
 	"github.com/seed-eeb360f6/hogsend/services/journeys"
 	"github.com/seed-eeb360f6/hogsend/services/journeys/journey"
 	"github.com/seed-eeb360f6/hogsend/streams"
+	"github.com/seed-eeb360f6/hogsend/streams/bus"
 )
 
 // A three-step journey: email, sleep, email. The run resumes from a TIMERS
@@ -581,11 +583,17 @@ func TestRunDeadline(t *testing.T) {
 			<-ctx.Context().Done()
 			return ctx.Context().Err()
 		})
+	graceful := journey.MustDefine(journey.Meta{ID: "graceful", Name: "Graceful", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("graceful")},
+		func(ctx *journey.Ctx, u journey.User) error {
+			<-ctx.Context().Done()
+			ctx.Checkpoint("gave-up") // still allowed in the grace period
+			return nil
+		})
 	quick := journey.MustDefine(journey.Meta{ID: "quick", Name: "Quick", EntryLimit: journey.Unlimited, Trigger: journey.OnEvent("quick")},
 		func(ctx *journey.Ctx, u journey.User) error {
 			return ctx.SendEmail(journey.Email{Template: "hello"})
 		})
-	e := startEngine(t, []*journey.Journey{stuck, polite, quick}, engineOptions{runTimeout: 300 * time.Millisecond})
+	e := startEngine(t, []*journey.Journey{stuck, polite, graceful, quick}, engineOptions{runTimeout: 300 * time.Millisecond})
 
 	e.send("u1", "u1@example.com", "stuck", nil)
 	e.send("u1", "u1@example.com", "quick", nil) // same contact, so same partition: waits for the stuck run
@@ -595,10 +603,13 @@ func TestRunDeadline(t *testing.T) {
 	}
 	e.waitStatus("u1", "quick", journeys.StatusCompleted, 5*time.Second)
 
+	// Code that honours its context fails or finishes on its own terms.
 	e.send("u2", "", "polite", nil)
-	if st := e.waitStatus("u2", "polite", journeys.StatusFailed, 5*time.Second); st.ErrorMessage == nil {
-		t.Error("polite state failed without an error message")
+	if st := e.waitStatus("u2", "polite", journeys.StatusFailed, 5*time.Second); st.ErrorMessage == nil || *st.ErrorMessage != context.DeadlineExceeded.Error() {
+		t.Errorf("polite state error %v, want its own %q", st.ErrorMessage, context.DeadlineExceeded)
 	}
+	e.send("u4", "", "graceful", nil)
+	e.waitStatus("u4", "graceful", journeys.StatusCompleted, 5*time.Second)
 
 	// The stuck goroutine wakes up and tries to send: it is ended first.
 	close(release)
@@ -681,5 +692,53 @@ func TestEnrolmentRefusalsDecidedInMemory(t *testing.T) {
 	}
 	if dead != 0 {
 		t.Errorf("%d dead letters, want none", dead)
+	}
+}
+
+// An enrolment after a fold (identity merge) in the same batch still
+// counts the runs enrolled earlier in the batch: a Once journey enrols a
+// key once even when guard 4 is re-read for the fold's target.
+func TestEntryLimitAfterFoldInOneBatch(t *testing.T) {
+	t.Parallel()
+	once := journey.MustDefine(journey.Meta{ID: "once", Name: "Once", EntryLimit: journey.Once, Trigger: journey.OnEvent("go")},
+		func(ctx *journey.Ctx, u journey.User) error { return nil })
+	pool := schematest.NewPool(t)
+	reg, err := journey.NewRegistry("", once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := journeys.New(pool, nil, reg, journeys.Options{NoLifecycleEvents: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := func(seq uint64, key, name string, folds ...streams.Fold) bus.Msg {
+		a := streams.Activity{V: 1, Seq: seq, Key: key, ContactID: uuid.NewString(), Stored: true, Folds: folds,
+			Event: streams.Event{V: streams.EnvelopeVersion, ID: uuid.NewString(), Type: streams.TypeTrack, Name: name,
+				UserID: key, ReceivedAt: time.Now().UTC(), Source: "test"}}
+		data, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bus.Msg{Seq: seq, Data: data}
+	}
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	msgs := []bus.Msg{act(1, "u1", "identified", streams.Fold{From: "anon-1", To: "u1"}), act(2, "u1", "go"), act(3, "u1", "go")}
+	if _, err := svc.Apply(ctx, tx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM journey_states WHERE user_id = 'u1' AND journey_id = 'once'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("u1 has %d states of a once journey, want 1", n)
 	}
 }

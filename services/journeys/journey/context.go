@@ -135,8 +135,9 @@ func NewCtx(rt Runtime) *Ctx { return &Ctx{rt: rt} }
 // (HOGSEND_JOURNEY_RUN_TIMEOUT, default 30s) or the engine stops. Pass it
 // to anything in journey code that can block (HTTP calls, queries of your
 // own): a run holds its contact's place in the journeys consumer, and one
-// that does not return by its deadline is failed and abandoned. A Runtime
-// without a context (a test fake) gives context.Background().
+// that has not returned a grace period after its deadline (a tenth of the
+// timeout) is failed and abandoned. A Runtime without a context (a test
+// fake) gives context.Background().
 func (c *Ctx) Context() context.Context {
 	if rc, ok := c.rt.(interface{ Context() context.Context }); ok {
 		return rc.Context()
