@@ -29,14 +29,6 @@ func decodeProps(raw json.RawMessage) (props, error) {
 	return p, nil
 }
 
-func (p props) clone() props {
-	c := make(props, len(p))
-	for k, v := range p {
-		c[k] = v
-	}
-	return c
-}
-
 // encode writes the bag with sorted keys (deterministic, so replay
 // reproduces byte-identical rows).
 func (p props) encode() json.RawMessage {

@@ -205,16 +205,3 @@ func (s *Service) lifecycleEvent(st *dbsqlc.JourneyState, name string, props map
 	}
 	return bus.OutMsg{Subject: streams.EventSubject(ev), MsgID: ev.MsgID(), Data: body}, true
 }
-
-// configs reads the admin overrides of the enabled switch.
-func configs(ctx context.Context, q *dbsqlc.Queries) (map[string]bool, error) {
-	rows, err := q.JourneyConfigList(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read journey configs: %w", err)
-	}
-	m := make(map[string]bool, len(rows))
-	for _, r := range rows {
-		m[r.JourneyID] = r.Enabled
-	}
-	return m, nil
-}
