@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestPropertyOperators(t *testing.T) {
 		"f":     false,
 		"obj":   map[string]any{"a": 1.0},
 		"arr":   []any{"abc"},
-		"neg0":  -0.0,
+		"neg0":  math.Copysign(0, -1), // a negative zero (a -0.0 literal is +0)
 		"a":     map[string]any{"b": 1.0},
 		"a.b":   2.0,
 	}
