@@ -159,6 +159,19 @@ func QueryBool(r *http.Request, name string, def bool) (bool, error) {
 	}
 }
 
+// QueryFilterBool reads an optional boolean filter: nil when the
+// parameter is absent, else its value (the admin lists' enabled filter).
+func QueryFilterBool(r *http.Request, name string) (*bool, error) {
+	if r.URL.Query().Get(name) == "" {
+		return nil, nil
+	}
+	v, err := QueryBool(r, name, false)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // Pagination limits: admin lists take limit 1–100 (default 50) and
 // offset ≥ 0 (default 0).
 const (

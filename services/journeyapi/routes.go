@@ -80,14 +80,10 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	var filter *bool
-	if r.URL.Query().Get("enabled") != "" {
-		v, err := httpapi.QueryBool(r, "enabled", false)
-		if err != nil {
-			httpapi.WriteError(w, r, err)
-			return
-		}
-		filter = &v
+	filter, err := httpapi.QueryFilterBool(r, "enabled")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
 	ctx := r.Context()
 	cfgs, err := s.configs(ctx)
